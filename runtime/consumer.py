@@ -1,0 +1,242 @@
+"""Idempotent consumer: inbox row and effect in one transaction, offset committed only after it.
+
+A record that is not a valid event, or fails processing `consumer_max_attempts` times, is sent to
+the dead-letter topic and the consumer moves on.
+"""
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from opentelemetry.trace import SpanKind
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert
+
+from runtime.cloudevents import EnvelopeError, decode, headers_dict
+from runtime.dlq import send_to_dlq
+from runtime.kafka import new_consumer, new_producer, start_with_retry
+from runtime.logging import get_logger
+from runtime.metrics import (
+    CONSUMER_LAG,
+    EVENT_HANDLE_SECONDS,
+    EVENTS_CONSUMED,
+    EVENTS_DEAD_LETTERED,
+    EVENTS_FAILED,
+)
+from runtime.settings import ServiceSettings
+from runtime.tracing import context_from, tracer
+from runtime.uow import UnitOfWork
+from schemas import event_spec_for_model
+
+log = get_logger(__name__)
+P = TypeVar("P", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Event(Generic[P]):
+    id: UUID
+    type: str
+    source: str
+    subject: str | None
+    time: datetime
+    key: str | None
+    payload: P
+    trace: dict[str, str]
+
+
+Handler = Callable[[UnitOfWork, Event[Any]], Awaitable[None]]
+
+
+class _Assignment(ConsumerRebalanceListener):
+    def __init__(self):
+        self.partitions: set[TopicPartition] = set()
+
+    async def on_partitions_revoked(self, revoked):
+        self.partitions -= set(revoked)
+
+    async def on_partitions_assigned(self, assigned):
+        self.partitions |= set(assigned)
+
+
+class EventConsumer:
+    """Consumes `topics` as consumer group `name`, dispatching by CloudEvents type to handlers."""
+
+    def __init__(
+        self,
+        name: str,
+        topics: Iterable[str],
+        handlers: dict[type[BaseModel], Handler],
+        uow_factory: Callable[[], UnitOfWork],
+        inbox: Table,
+        settings: ServiceSettings,
+        after_commit: Callable[[Event[Any]], None] | None = None,
+    ):
+        self.name = name
+        self.topics = tuple(topics)
+        self._handlers = {event_spec_for_model(m).type: (m, h) for m, h in handlers.items()}
+        self._uow_factory = uow_factory
+        self._inbox = inbox
+        self._settings = settings
+        self._after_commit = after_commit  # test seam: simulate a crash between DB and offset commit
+        self._assignment = _Assignment()
+        self._has_been_assigned = False
+
+    @property
+    def ready(self) -> bool:
+        """True once the group has assigned partitions at least once (joins are slow on some brokers)."""
+        return self._has_been_assigned
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._consume(stop)
+            except Exception as exc:  # noqa: BLE001 - rejoin from the last committed offset
+                log.warning("consumer_restart", consumer=self.name, error=type(exc).__name__, detail=str(exc)[:200])
+                try:
+                    await asyncio.wait_for(stop.wait(), 1.0)
+                except TimeoutError:
+                    pass
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        s = self._settings
+        consumer = new_consumer(s.kafka_bootstrap_servers, self.name, s.kafka_fetch_max_wait_ms)
+        consumer.subscribe(self.topics, listener=self._assignment)
+        producer = new_producer(s.kafka_bootstrap_servers)
+        try:
+            if not await start_with_retry(consumer, stop, self.name):
+                return
+            if not await start_with_retry(producer, stop, f"{self.name}.dlq"):
+                return
+            last_lag = 0.0
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=200, max_records=200)
+                if self._assignment.partitions:
+                    self._has_been_assigned = True
+                for tp, records in batches.items():
+                    for record in records:
+                        await self._process(record, producer)
+                    # Only now, after every record's transaction (or dead letter), move the offset.
+                    await consumer.commit({tp: records[-1].offset + 1})
+                if time.monotonic() - last_lag > 5.0:
+                    await self._record_lag(consumer)
+                    last_lag = time.monotonic()
+        finally:
+            await _quietly(consumer.stop())
+            await _quietly(producer.stop())
+
+    async def _process(self, record: ConsumerRecord, producer) -> None:
+        try:
+            envelope = decode(record.headers, record.value)
+        except EnvelopeError as exc:
+            await self._dead_letter(producer, record, "unknown", "invalid-envelope", str(exc), 0)
+            return
+        handler_spec = self._handlers.get(envelope.type)
+        if handler_spec is None:
+            EVENTS_CONSUMED.labels(self.name, envelope.type, "ignored").inc()
+            return
+        model, handler = handler_spec
+        try:
+            payload = model.model_validate_json(envelope.data)
+        except ValidationError as exc:
+            await self._dead_letter(producer, record, envelope.type, "invalid-payload", _safe_errors(exc), 0)
+            return
+        carrier = headers_dict(record.headers)
+        event = Event(
+            id=envelope.id,
+            type=envelope.type,
+            source=envelope.source,
+            subject=envelope.subject,
+            time=envelope.time,
+            key=record.key.decode(errors="replace") if record.key else None,
+            payload=payload,
+            trace=carrier,
+        )
+        with tracer().start_as_current_span(
+            f"process {record.topic}",
+            context=context_from(carrier),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.consumer.group.name": self.name,
+                "messaging.destination.name": record.topic,
+                "messaging.message.id": str(envelope.id),
+            },
+        ):
+            await self._handle_with_retries(producer, record, event, handler)
+
+    async def _handle_with_retries(self, producer, record, event: Event, handler: Handler) -> None:
+        attempts = self._settings.consumer_max_attempts
+        for attempt in range(1, attempts + 1):
+            started = time.perf_counter()
+            try:
+                outcome = await self._apply_once(event, handler)
+            except Exception as exc:  # noqa: BLE001 - counted, retried, then dead-lettered
+                EVENTS_FAILED.labels(self.name, event.type).inc()
+                log.warning(
+                    "event_failed", consumer=self.name, event_id=str(event.id), attempt=attempt,
+                    error=type(exc).__name__,
+                )
+                if attempt == attempts:
+                    error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                    await self._dead_letter(producer, record, event.type, "processing-failed", error, attempt)
+                    return
+                await asyncio.sleep(self._settings.consumer_retry_backoff_s * 2 ** (attempt - 1))
+                continue
+            EVENT_HANDLE_SECONDS.labels(self.name, event.type).observe(time.perf_counter() - started)
+            EVENTS_CONSUMED.labels(self.name, event.type, outcome).inc()
+            if self._after_commit is not None:
+                self._after_commit(event)
+            return
+
+    async def _apply_once(self, event: Event, handler: Handler) -> str:
+        async with self._uow_factory() as uow:
+            first_time = await uow.session.scalar(
+                insert(self._inbox)
+                .values(consumer=self.name, event_id=event.id, event_type=event.type)
+                .on_conflict_do_nothing()
+                .returning(self._inbox.c.event_id)
+            )
+            if first_time is None:
+                return "duplicate"
+            await handler(uow, event)
+            await uow.commit()
+            return "processed"
+
+    async def _dead_letter(self, producer, record, event_type: str, reason: str, error: str, attempts: int):
+        await send_to_dlq(producer, record, consumer=self.name, reason=reason, error=error, attempts=attempts)
+        EVENTS_DEAD_LETTERED.labels(self.name, record.topic, reason).inc()
+        EVENTS_CONSUMED.labels(self.name, event_type, "dead-lettered").inc()
+        log.error(
+            "event_dead_lettered", consumer=self.name, topic=record.topic, partition=record.partition,
+            offset=record.offset, reason=reason,
+        )
+
+    async def _record_lag(self, consumer) -> None:
+        for tp in list(self._assignment.partitions):
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                position = await asyncio.wait_for(consumer.position(tp), 1.0)
+            except Exception:  # noqa: BLE001 - revoked meanwhile, or not fetched yet
+                continue
+            CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(max(high - position, 0))
+
+
+def _safe_errors(exc: ValidationError) -> str:
+    """Validation errors without the offending input values (they might be personal data)."""
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors(include_input=False)]
+    return "; ".join(parts)
+
+
+async def _quietly(coro) -> None:
+    try:
+        await asyncio.wait_for(coro, 10)
+    except Exception:  # noqa: BLE001
+        pass

@@ -1,0 +1,61 @@
+"""Async SQLAlchemy engine on asyncpg, and the outbox and inbox tables every service carries."""
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, MetaData, String, Table, func, text
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+
+def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    # hide_parameters: SQL errors must never carry personal data into logs or dead letters.
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The plain libpq URL asyncpg.connect wants, from a SQLAlchemy URL."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    """Events written in the same transaction as the state change; the relay publishes them in seq order."""
+    table = Table(
+        "outbox",
+        metadata,
+        Column("id", UUID(as_uuid=True), primary_key=True),
+        Column("seq", BigInteger, Identity(always=True), nullable=False, unique=True),
+        Column("topic", String(200), nullable=False),
+        Column("key", String(200), nullable=False),
+        Column("type", String(200), nullable=False),
+        Column("source", String(200), nullable=False),
+        Column("subject", String(200)),
+        Column("time", DateTime(timezone=True), nullable=False),
+        Column("payload", JSONB, nullable=False),
+        Column("trace", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("published_at", DateTime(timezone=True)),
+    )
+    Index("ix_outbox_unpublished", table.c.seq, postgresql_where=table.c.published_at.is_(None))
+    Index("ix_outbox_published_at", table.c.published_at)
+    return table
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    """Event ids each consumer has applied; written in the same transaction as the effect."""
+    return Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("event_id", UUID(as_uuid=True), primary_key=True),
+        Column("event_type", String(200), nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+def notify_channel(schema: str) -> str:
+    return f"{schema}_outbox"
+
+

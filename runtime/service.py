@@ -1,0 +1,167 @@
+"""The life of one service process: engine, relay, consumers and workers around a FastAPI app."""
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from sqlalchemy import MetaData, text
+
+from runtime.consumer import EventConsumer, Handler
+from runtime.db import create_engine, notify_channel, session_factory
+from runtime.kafka import BrokerProbe
+from runtime.logging import configure_logging, get_logger
+from runtime.metrics import HTTP_LATENCY
+from runtime.problems import install_problem_handlers
+from runtime.relay import OutboxRelay
+from runtime.settings import ServiceSettings
+from runtime.tracing import configure_tracing, shutdown_tracing
+from runtime.uow import UnitOfWork
+from schemas import event_spec_for_model
+
+log = get_logger(__name__)
+Worker = Callable[[asyncio.Event], Awaitable[None]]
+
+
+class ServiceRuntime:
+    """Owns what a service runs besides its routes; services add consumers and workers to it."""
+
+    def __init__(self, name: str, metadata: MetaData, settings: ServiceSettings):
+        self.name = name
+        self.settings = settings
+        self.schema = metadata.schema
+        # A service has an outbox if it emits events, an inbox if it consumes them (see its models).
+        self.outbox = metadata.tables.get(f"{self.schema}.outbox")
+        self.inbox = metadata.tables.get(f"{self.schema}.inbox")
+        self.engine = create_engine(settings.database_url, settings.db_pool_size)
+        self.sessions = session_factory(self.engine)
+        self.relay = OutboxRelay(name, self.schema, settings) if self.outbox is not None else None
+        self.consumers: list[EventConsumer] = []
+        self._workers: list[tuple[str, Worker]] = []
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._probe = BrokerProbe(settings.kafka_bootstrap_servers)
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.sessions, self.outbox, f"/hotline111/{self.name}", notify_channel(self.schema))
+
+    def add_consumer(self, group: str, handlers: dict[type[BaseModel], Handler]) -> None:
+        """Consume, as consumer group `group`, the topics that carry the handled event types."""
+        if self.inbox is None:
+            raise RuntimeError(f"{self.name} consumes events but its models define no inbox table")
+        topics = sorted({event_spec_for_model(model).topic for model in handlers})
+        self.consumers.append(EventConsumer(group, topics, handlers, self.uow, self.inbox, self.settings))
+
+    def add_worker(self, name: str, worker: Worker) -> None:
+        self._workers.append((name, worker))
+
+    async def start(self) -> None:
+        self._stop.clear()
+        runners: list[tuple[str, Worker]] = []
+        if self.relay:
+            runners.append(("relay", self.relay.run))
+        runners += [(c.name, c.run) for c in self.consumers] + self._workers
+        self._tasks = [asyncio.create_task(run(self._stop), name=name) for name, run in runners]
+
+    async def stop(self) -> None:
+        """Graceful: each loop finishes the work in hand and commits, then connections close."""
+        self._stop.set()
+        if self._tasks:
+            done, pending = await asyncio.wait(self._tasks, timeout=self.settings.shutdown_timeout_s)
+            for task in pending:
+                log.warning("task_cancelled_at_shutdown", task=task.get_name())
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self._probe.close()
+        await self.engine.dispose()
+
+    async def readiness(self) -> tuple[bool, dict[str, str]]:
+        checks: dict[str, str] = {}
+        try:
+            async with self.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), 2.0)
+            checks["database"] = "ok"
+        except Exception:  # noqa: BLE001
+            checks["database"] = "unreachable"
+        checks["broker"] = "ok" if await self._probe.reachable() else "unreachable"
+        for c in self.consumers:
+            checks[f"consumer:{c.name}"] = "assigned" if c.ready else "joining"
+        # The broker is reported but does not fail readiness once started: with the outbox, an API
+        # must keep taking work through a broker outage. Database down, or never joined, does fail it.
+        ready = checks["database"] == "ok" and all(c.ready for c in self.consumers)
+        return ready, checks
+
+
+def build_app(runtime: ServiceRuntime, routers: Iterable[APIRouter], title: str, description: str) -> FastAPI:
+    configure_logging(runtime.name, runtime.settings.log_level)
+    configure_tracing(runtime.name, runtime.settings.otel_exporter_otlp_endpoint)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await runtime.start()
+        log.info("service_started", port=runtime.settings.port)
+        yield
+        log.info("service_stopping")
+        await runtime.stop()
+        shutdown_tracing()
+
+    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+    _add_request_metrics(app)
+    app.include_router(_ops_router(runtime))
+    for router in routers:
+        app.include_router(router)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    return app
+
+
+def _add_request_metrics(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def timing(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = route.path if route is not None else "<unmatched>"
+        elapsed = time.perf_counter() - started
+        HTTP_LATENCY.labels(request.method, template, str(response.status_code)).observe(elapsed)
+        if template not in ("/healthz", "/readyz", "/metrics"):
+            log.info("http_request", method=request.method, route=template, status=response.status_code,
+                     ms=round(elapsed * 1000, 2))
+        return response
+
+
+def _ops_router(runtime: ServiceRuntime) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness: the process is serving")
+    async def healthz() -> dict:
+        return {"status": "ok", "service": runtime.name}
+
+    @router.get("/readyz", summary="Readiness: database reachable and consumers joined; broker reported")
+    async def readyz():
+        ready, checks = await runtime.readiness()
+        status = "ready" if ready else "not-ready"
+        if ready and "unreachable" in checks.values():
+            status = "degraded"
+        return JSONResponse({"status": status, "checks": checks}, status_code=200 if ready else 503)
+
+    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def runtime_of(request: Request) -> ServiceRuntime:
+    return request.app.state.runtime
+
+
+async def get_uow(request: Request):
+    """FastAPI dependency: a unit of work for this request."""
+    async with runtime_of(request).uow() as uow:
+        yield uow

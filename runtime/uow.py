@@ -1,0 +1,61 @@
+"""Unit of work: one transaction in which state changes and the events they cause commit together."""
+import uuid
+from datetime import UTC, datetime
+from typing import Self
+
+from pydantic import BaseModel
+from sqlalchemy import Table, insert, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from runtime.tracing import current_carrier
+from schemas import event_spec_for_model
+
+
+class UnitOfWork:
+    session: AsyncSession
+
+    def __init__(self, sessions: async_sessionmaker, outbox: Table | None, source: str, channel: str):
+        self._sessions = sessions
+        self._outbox = outbox
+        self._source = source
+        self._channel = channel
+        self._pending: list[dict] = []
+
+    async def __aenter__(self) -> Self:
+        self.session = self._sessions()
+        self._pending = []
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        # Anything not committed explicitly is rolled back: nothing is half-written.
+        await self.session.rollback()
+        await self.session.close()
+
+    def emit(self, payload: BaseModel, *, key: str, subject: str | None = None) -> uuid.UUID:
+        """Queue an event for the outbox; it is written only if the transaction commits."""
+        if self._outbox is None:
+            raise RuntimeError(f"{self._source} has no outbox: it emits no events")
+        spec = event_spec_for_model(type(payload))
+        event_id = uuid.uuid4()
+        self._pending.append(
+            {
+                "id": event_id,
+                "topic": spec.topic,
+                "key": key,
+                "type": spec.type,
+                "source": self._source,
+                "subject": subject,
+                "time": datetime.now(UTC),
+                "payload": payload.model_dump(mode="json"),
+                "trace": current_carrier(),
+            }
+        )
+        return event_id
+
+    async def commit(self) -> None:
+        if self._pending:
+            await self.session.execute(insert(self._outbox), self._pending)
+            # Delivered at commit only, so the relay never wakes for a rolled-back event.
+            await self.session.execute(text("SELECT pg_notify(:c, '')"), {"c": self._channel})
+            self._pending = []
+        await self.session.commit()

@@ -1,0 +1,97 @@
+"""Which event types exist, on which topic, produced and consumed by whom.
+
+Topic creation, the AsyncAPI document and the Kubernetes KafkaTopic manifests all derive from this.
+"""
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from schemas.events.cases import CaseReported
+from schemas.events.notifications import NotificationStatusChanged
+from schemas.events.referrals import ReferralCreated
+
+TYPE_PREFIX = "vn.hotline111"
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    type: str
+    model: type[BaseModel]
+    topic: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    partitions: int
+    producer: str
+    consumers: tuple[str, ...]
+    description: str
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.name}.dlq"
+
+
+TOPICS: tuple[Topic, ...] = (
+    Topic(
+        name="intake.cases.v1",
+        partitions=6,
+        producer="intake",
+        consumers=("referral", "reporting"),
+        description="Case lifecycle events from intake. Key: case id.",
+    ),
+    Topic(
+        name="referral.referrals.v1",
+        partitions=6,
+        producer="referral",
+        consumers=("notify", "reporting"),
+        description="Referrals of cases to agency units. Key: case id.",
+    ),
+    Topic(
+        name="notify.notifications.v1",
+        partitions=6,
+        producer="notify",
+        consumers=(),
+        description="Delivery status of agency alerts. Key: case id.",
+    ),
+)
+
+EVENTS: tuple[EventSpec, ...] = (
+    EventSpec(f"{TYPE_PREFIX}.case.reported.v1", CaseReported, "intake.cases.v1", "A case was reported."),
+    EventSpec(
+        f"{TYPE_PREFIX}.referral.created.v1", ReferralCreated, "referral.referrals.v1", "A case was referred."
+    ),
+    EventSpec(
+        f"{TYPE_PREFIX}.notification.status-changed.v1",
+        NotificationStatusChanged,
+        "notify.notifications.v1",
+        "An alert changed delivery status.",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    topics: tuple[Topic, ...]
+    events: tuple[EventSpec, ...]
+
+    def topic(self, name: str) -> Topic:
+        return next(t for t in self.topics if t.name == name)
+
+    def events_on(self, topic: str) -> list[EventSpec]:
+        return [e for e in self.events if e.topic == topic]
+
+
+CATALOG = Catalog(TOPICS, EVENTS)
+_BY_TYPE = {e.type: e for e in EVENTS}
+_BY_MODEL = {e.model: e for e in EVENTS}
+
+
+def event_spec_for_type(ce_type: str) -> EventSpec | None:
+    return _BY_TYPE.get(ce_type)
+
+
+def event_spec_for_model(model: type[BaseModel]) -> EventSpec:
+    return _BY_MODEL[model]

@@ -1,0 +1,32 @@
+"""Events notify emits as an alert moves through its delivery states."""
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from pydantic import Field
+
+from schemas.events.common import EventPayload
+from schemas.events.referrals import ContactChannel
+
+
+class DeliveryStatus(StrEnum):
+    """Delivery state of one alert."""
+
+    created = "created"
+    sending = "sending"
+    delivered = "delivered"
+    permanent_failure = "permanent-failure"
+    temporary_failure = "temporary-failure"
+    technical_failure = "technical-failure"
+
+
+class NotificationStatusChanged(EventPayload):
+    """A notification reached a new delivery status."""
+
+    notification_id: UUID = Field(description="The notification (one alert to one contact).")
+    referral_id: UUID = Field(description="The referral the alert is for.")
+    case_id: UUID = Field(description="The case; also the Kafka key of the event.")
+    channel: ContactChannel = Field(description="How the alert is sent.")
+    status: DeliveryStatus = Field(description="The new delivery status.")
+    occurred_at: datetime = Field(description="When the status changed.")
+    attempts: int = Field(ge=0, description="Delivery attempts made so far.")

@@ -1,0 +1,44 @@
+"""Email through SMTP, and the map from SMTP reply codes to delivery outcomes."""
+import asyncio
+from email.message import EmailMessage
+
+import aiosmtplib
+
+from services.notify.delivery.outcome import SendOutcome, Verdict
+from services.notify.settings import NotifySettings
+
+
+def outcome_for_smtp_code(code: int) -> SendOutcome:
+    """RFC 5321 reply classes: 2xx accepted, 4xx transient (the mailbox may recover), 5xx permanent."""
+    if 200 <= code < 300:
+        return SendOutcome(Verdict.delivered, str(code))
+    if 400 <= code < 500:
+        return SendOutcome(Verdict.retry, str(code), exhausts_to="temporary-failure")
+    return SendOutcome(Verdict.permanent, str(code))
+
+
+class SmtpProvider:
+    def __init__(self, settings: NotifySettings):
+        self._s = settings
+
+    async def send(self, message: EmailMessage) -> SendOutcome:
+        s = self._s
+        try:
+            errors, response = await aiosmtplib.send(
+                message,
+                hostname=s.smtp_host,
+                port=s.smtp_port,
+                username=s.smtp_username,
+                password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+                start_tls=s.smtp_starttls,
+                timeout=s.smtp_timeout_s,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            return outcome_for_smtp_code(min(r.code for r in exc.recipients))
+        except aiosmtplib.SMTPResponseException as exc:
+            return outcome_for_smtp_code(exc.code)
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            return SendOutcome(Verdict.retry, type(exc).__name__)
+        if errors:  # some recipients refused; we send one recipient per message
+            return outcome_for_smtp_code(min(code for code, _ in errors.values()))
+        return SendOutcome(Verdict.delivered, "250", provider_ref=response[:200])

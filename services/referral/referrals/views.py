@@ -1,0 +1,73 @@
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from runtime.problems import NotFound
+from runtime.service import get_uow
+from runtime.uow import UnitOfWork
+from services.referral.models import agency_units, referrals
+
+router = APIRouter(tags=["referrals"])
+Uow = Annotated[UnitOfWork, Depends(get_uow)]
+
+
+class ReferralOut(BaseModel):
+    id: UUID
+    case_id: UUID
+    case_number: str
+    agency_unit_id: UUID
+    agency_unit_name: str
+    status: str
+    urgency: str
+    province_code: str
+    match_reason: str
+    acknowledge_by: datetime
+    created_at: datetime
+
+
+class AgencyUnitOut(BaseModel):
+    id: UUID
+    code: str
+    name: str
+    kind: str
+    province_code: str | None
+    email: str | None
+    active: bool
+
+
+_REFERRAL_COLS = (*[referrals.c[f] for f in ReferralOut.model_fields if f in referrals.c],
+                  agency_units.c.name.label("agency_unit_name"))
+
+
+def _referral_query():
+    return select(*_REFERRAL_COLS).join(agency_units, agency_units.c.id == referrals.c.agency_unit_id)
+
+
+@router.get("/referrals", response_model=list[ReferralOut])
+async def list_referrals(uow: Uow, case_id: Annotated[UUID | None, Query()] = None,
+                         limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[ReferralOut]:
+    query = _referral_query().order_by(referrals.c.created_at.desc()).limit(limit)
+    if case_id is not None:
+        query = query.where(referrals.c.case_id == case_id)
+    return [ReferralOut.model_validate(dict(r)) for r in (await uow.session.execute(query)).mappings()]
+
+
+@router.get("/referrals/{referral_id}", response_model=ReferralOut)
+async def get_referral(referral_id: UUID, uow: Uow) -> ReferralOut:
+    row = (await uow.session.execute(_referral_query().where(referrals.c.id == referral_id))).mappings().first()
+    if row is None:
+        raise NotFound(f"no referral {referral_id}")
+    return ReferralOut.model_validate(dict(row))
+
+
+@router.get("/agency-units", response_model=list[AgencyUnitOut], tags=["directory"])
+async def list_agency_units(uow: Uow, province_code: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None
+                            ) -> list[AgencyUnitOut]:
+    query = select(*[agency_units.c[f] for f in AgencyUnitOut.model_fields]).order_by(agency_units.c.code)
+    if province_code is not None:
+        query = query.where(agency_units.c.province_code == province_code)
+    return [AgencyUnitOut.model_validate(dict(r)) for r in (await uow.session.execute(query)).mappings()]

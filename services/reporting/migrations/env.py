@@ -1,0 +1,4 @@
+from runtime.migrations import run_env
+from services.reporting.models import metadata
+
+run_env(metadata)

@@ -1,0 +1,5 @@
+from runtime.settings import ServiceSettings
+
+
+class ReportingSettings(ServiceSettings):
+    port: int = 8004
