@@ -22,7 +22,8 @@ def main(
     parser = argparse.ArgumentParser()
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate", *extra])
     args = parser.parse_args()
-    settings = settings_cls()
+    # Migrating needs only the database: secrets such as PII keys stay with the serving process.
+    settings = (ServiceSettings if args.command == "migrate" else settings_cls)()
     if args.command == "migrate":
         migrations.upgrade(migrations_dir, settings.database_url, schema)
         print(f"{schema}: migrated to head", file=sys.stderr)

@@ -19,7 +19,7 @@ from runtime.metrics import HTTP_LATENCY
 from runtime.problems import install_problem_handlers
 from runtime.relay import OutboxRelay
 from runtime.settings import ServiceSettings
-from runtime.tracing import configure_tracing, shutdown_tracing
+from runtime.tracing import configure_tracing, current_trace_id, shutdown_tracing
 from runtime.uow import UnitOfWork
 from schemas import event_spec_for_model
 
@@ -129,6 +129,8 @@ def _add_request_metrics(app: FastAPI) -> None:
         template = route.path if route is not None else "<unmatched>"
         elapsed = time.perf_counter() - started
         HTTP_LATENCY.labels(request.method, template, str(response.status_code)).observe(elapsed)
+        if trace_id := current_trace_id():
+            response.headers["X-Trace-Id"] = trace_id  # lets support staff find one request's whole trace
         if template not in ("/healthz", "/readyz", "/metrics"):
             log.info("http_request", method=request.method, route=template, status=response.status_code,
                      ms=round(elapsed * 1000, 2))

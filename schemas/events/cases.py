@@ -1,8 +1,7 @@
 """Events intake emits about cases. No names, phone numbers or free text: only codes and flags."""
-from datetime import datetime
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from schemas.events.common import Channel, CommuneCode, EventPayload, ProvinceCode, Urgency
 
@@ -12,7 +11,7 @@ class CaseReported(EventPayload):
 
     case_id: UUID = Field(description="The case; also the Kafka key of the event.")
     case_number: str = Field(description="Human-readable case number, e.g. '111-2026-000042'.")
-    reported_at: datetime = Field(description="When the report was received.")
+    reported_at: AwareDatetime = Field(description="When the report was received.")
     channel: Channel = Field(description="How the report reached the hotline.")
     province_code: ProvinceCode
     commune_code: CommuneCode | None = None

@@ -5,10 +5,10 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 ProvinceCode = Annotated[
-    str, Field(pattern=r"^\d{2}$", description="Province code of the 2025 map (two digits, e.g. '01').")
+    str, Field(pattern=r"^[0-9]{2}$", description="Province code of the 2025 map (two digits, e.g. '01').")
 ]
 CommuneCode = Annotated[
-    str, Field(pattern=r"^\d{5}$", description="Commune/ward code of the 2025 map (five digits).")
+    str, Field(pattern=r"^[0-9]{5}$", description="Commune/ward code of the 2025 map (five digits).")
 ]
 
 

@@ -1,9 +1,8 @@
 """Events notify emits as an alert moves through its delivery states."""
-from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from schemas.events.common import EventPayload
 from schemas.events.referrals import ContactChannel
@@ -28,5 +27,5 @@ class NotificationStatusChanged(EventPayload):
     case_id: UUID = Field(description="The case; also the Kafka key of the event.")
     channel: ContactChannel = Field(description="How the alert is sent.")
     status: DeliveryStatus = Field(description="The new delivery status.")
-    occurred_at: datetime = Field(description="When the status changed.")
+    occurred_at: AwareDatetime = Field(description="When the status changed.")
     attempts: int = Field(ge=0, description="Delivery attempts made so far.")

@@ -1,9 +1,8 @@
 """Events referral emits about referrals of a case to an agency unit."""
-from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.events.common import EventPayload, ProvinceCode, Urgency
 
@@ -35,6 +34,6 @@ class ReferralCreated(EventPayload):
     agency_kind: str = Field(description="Kind of unit, e.g. 'police_province'.")
     province_code: ProvinceCode
     urgency: Urgency = Field(description="Urgency of the case when it was referred.")
-    acknowledge_by: datetime = Field(description="Deadline for the unit to acknowledge the referral.")
+    acknowledge_by: AwareDatetime = Field(description="Deadline for the unit to acknowledge the referral.")
     match_reason: str = Field(description="Why this unit was chosen, for audit.")
     contacts: list[AgencyContact] = Field(description="Where to alert the unit.")

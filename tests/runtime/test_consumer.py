@@ -1,0 +1,147 @@
+"""Idempotent consumers on the real broker and PostgreSQL: crash windows, poison events, dead letters."""
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import insert
+
+from runtime import dlq_cli
+from runtime.consumer import EventConsumer
+from runtime.metrics import EVENTS_CONSUMED
+from schemas.events.cases import CaseReported
+from tests.runtime.scratch import make_scratch
+from tests.support import create_topics, envelope_headers, eventually, produce, read_topic, unique
+
+
+def case_event(case_id: uuid.UUID | None = None) -> CaseReported:
+    return CaseReported(
+        case_id=case_id or uuid.uuid4(), case_number="111-2026-999999", reported_at=datetime.now(UTC),
+        channel="phone", province_code="01", urgency="normal",
+    )
+
+
+def record_of(event: CaseReported, event_id: uuid.UUID | None = None):
+    return (str(event.case_id).encode(), event.model_dump_json().encode(), envelope_headers(event, event_id=event_id))
+
+
+class SimulatedCrash(BaseException):
+    """Stands for the process dying: not an Exception, so no handler in the runtime catches it."""
+
+
+@pytest.fixture
+async def scratch(stack):
+    s = await make_scratch(stack.database_url, stack.bootstrap)
+    yield s
+    await s.drop()
+
+
+@pytest.fixture
+async def topic(stack):
+    name = unique("test.events")
+    await create_topics(stack.bootstrap, name, name + ".dlq", partitions=1)
+    return name
+
+
+def effect_handler(scratch, fail_for: set | None = None):
+    async def handle(uow, event):
+        await uow.session.execute(insert(scratch.effects).values(case_id=event.payload.case_id))
+        if fail_for and event.payload.case_id in fail_for:
+            raise RuntimeError("handler failed after writing: the write must roll back")
+
+    return handle
+
+
+async def run_until(consumer: EventConsumer, condition, timeout: float = 60.0):
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        return await eventually(condition, timeout)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def test_crash_after_db_commit_before_offset_commit_causes_no_duplicate(stack, scratch, topic):
+    group = unique("crash-group")
+    first, second = case_event(), case_event()
+    await produce(stack.bootstrap, topic, [record_of(first)])
+
+    def crash(_event):
+        raise SimulatedCrash
+
+    crashing = EventConsumer(group, [topic], {CaseReported: effect_handler(scratch)}, scratch.uow, scratch.inbox,
+                             scratch.settings, after_commit=crash)
+    with pytest.raises(SimulatedCrash):
+        await asyncio.wait_for(crashing.run(asyncio.Event()), 90)
+    assert await scratch.effect_count(first.case_id) == 1  # the transaction committed...
+
+    duplicates = EVENTS_CONSUMED.labels(group, "vn.hotline111.case.reported.v1", "duplicate")
+    before = duplicates._value.get()
+    await produce(stack.bootstrap, topic, [record_of(second)])
+    restarted = EventConsumer(group, [topic], {CaseReported: effect_handler(scratch)}, scratch.uow, scratch.inbox,
+                              scratch.settings)
+
+    async def second_applied():
+        return await scratch.effect_count(second.case_id) == 1
+
+    await run_until(restarted, second_applied, 90)
+    # ...the offset did not, so the event came again, and the inbox turned it away.
+    assert duplicates._value.get() == before + 1
+    assert await scratch.effect_count(first.case_id) == 1
+
+
+async def test_poison_events_go_to_dlq_and_the_next_event_is_processed(stack, scratch, topic):
+    group = unique("poison-group")
+    failing, good = case_event(), case_event()
+    key = b"same-key-keeps-order"
+    await produce(stack.bootstrap, topic, [
+        (key, b"{not json at all", []),  # no CloudEvents headers at all
+        (key, json.dumps({"case_id": "not-a-uuid"}).encode(), envelope_headers(good)),
+        (key, failing.model_dump_json().encode(), envelope_headers(failing)),
+        (key, good.model_dump_json().encode(), envelope_headers(good)),
+    ])
+    handler = effect_handler(scratch, fail_for={failing.case_id})
+    consumer = EventConsumer(group, [topic], {CaseReported: handler}, scratch.uow, scratch.inbox, scratch.settings)
+
+    async def good_applied():
+        return await scratch.effect_count(good.case_id) == 1
+
+    await run_until(consumer, good_applied, 90)
+    assert await scratch.effect_count(failing.case_id) == 0  # its failed writes were rolled back
+
+    letters = await read_topic(stack.bootstrap, topic + ".dlq", 3)
+    rows = [dlq_cli.describe(r) for r in letters]
+    assert [r["dlq_reason"] for r in rows] == ["invalid-envelope", "invalid-payload", "processing-failed"]
+    assert all(r["dlq_origin_topic"] == topic and r["dlq_consumer"] == group for r in rows)
+    assert [int(r["dlq_origin_offset"]) for r in rows] == [0, 1, 2]
+    assert rows[2]["dlq_attempts"] == "2" and "RuntimeError" in rows[2]["dlq_error"]
+    assert "not-a-uuid" not in rows[1]["dlq_error"]  # errors never echo input values
+    assert letters[2].value == failing.model_dump_json().encode()  # the original, untouched
+
+
+async def test_replayed_dead_letter_is_processed_once_fixed(stack, scratch, topic):
+    group = unique("replay-group")
+    event = case_event()
+    broken = {event.case_id}
+    await produce(stack.bootstrap, topic, [record_of(event)])
+    consumer = EventConsumer(group, [topic], {CaseReported: effect_handler(scratch, fail_for=broken)},
+                             scratch.uow, scratch.inbox, scratch.settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        letters = await read_topic(stack.bootstrap, topic + ".dlq", 1, timeout=90)
+        broken.clear()  # the bug is fixed
+        replayed = await dlq_cli.replay(stack.bootstrap, topic + ".dlq", None, None)
+        assert [r["id"] for r in replayed] == [dlq_cli.describe(letters[0])["id"]]
+
+        async def applied():
+            return await scratch.effect_count(event.case_id) == 1
+
+        await eventually(applied, 30)
+        # Replaying "all" again finds nothing new: progress is remembered.
+        assert await dlq_cli.replay(stack.bootstrap, topic + ".dlq", None, None) == []
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
