@@ -1,0 +1,34 @@
+# Local development. Needs only Python 3.11+ on the machine; everything else comes from pip.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test schemas bench clean-data
+
+install: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the dependencies change.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -e '.[local,test]'
+	touch $@
+
+$(VENV): $(PY)
+
+run: install
+	$(PY) -m devstack.run
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+schemas: install
+	$(PY) -m schemas
+
+bench: install
+	$(PY) -m bench
+
+clean-data:
+	rm -rf .data

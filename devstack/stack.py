@@ -1,0 +1,320 @@
+"""The local stack, shared by `make run` and the pytest session.
+
+Everything here is synchronous (subprocesses and blocking waits) and safe to call from inside a
+running event loop. Typical use from a test session:
+
+    ports = Ports.free()
+    stack = Stack(data_dir=tmp / "pg", ports=ports, fast=True, log_dir=tmp / "logs").start()
+    stack.url("intake")            # "http://127.0.0.1:<port>"
+    stack.smtp_messages_url        # "http://127.0.0.1:<port>/messages"
+    stack.infra.broker.pid         # None if KAFKA_BOOTSTRAP_SERVERS pointed elsewhere
+    stack.services.restart("notify")
+    stack.stop()
+
+or the pieces: `Infra(...).start()` -> `prepare(db_url, bootstrap)` -> `start_services(...)`.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from devstack.broker import TansuBroker
+from devstack.postgres import EmbeddedPostgres
+from devstack.procs import Supervisor, check_port_free, free_port, run_sync
+from devstack.topics import ensure_topics
+
+__all__ = ["REPO_ROOT", "SERVICES", "Ports", "Infra", "Services", "Stack", "free_port", "prepare",
+           "start_services", "service_env", "load_or_create_pii_key", "new_pii_key"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ("intake", "referral", "notify", "reporting")
+DATABASE = "hotline"
+
+
+@dataclass
+class Ports:
+    """Every local port. `from_env()` honours INTAKE_PORT, ..., POSTGRES_PORT; `free()` is for tests."""
+
+    intake: int = 8001
+    referral: int = 8002
+    notify: int = 8003
+    reporting: int = 8004
+    broker: int = 9092
+    smtp: int = 1025
+    smtp_http: int = 8025
+    postgres: int = 5433  # not 5432: a system PostgreSQL may live there
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Ports:
+        return cls(**{f.name: int(env.get(f"{f.name.upper()}_PORT", f.default)) for f in fields(cls)})
+
+    @classmethod
+    def free(cls) -> Ports:
+        chosen: set[int] = set()
+        while len(chosen) < len(fields(cls)):  # the OS may hand out a just-released port twice
+            chosen.add(free_port())
+        return cls(*sorted(chosen))
+
+    def service(self, name: str) -> int:
+        return getattr(self, name)
+
+
+def new_pii_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+def load_or_create_pii_key(path: Path) -> str:
+    """The dev Fernet key, kept on disk so data encrypted in one `make run` decrypts in the next."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = new_pii_key()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return key
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Infra:
+    """PostgreSQL + Tansu. Each is started only if DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS is unset
+    in `env`; otherwise the given one is used as is (and not stopped).
+
+    data_dir: postgres cluster directory (`make run`: <repo>/.data/postgres; tests: a fresh temp dir).
+    fast: fsync etc. off (tests only). log_dir: where tansu.log goes (None: discarded).
+    After start(): `database_url` (SQLAlchemy asyncpg URL) and `bootstrap` ("host:port").
+    """
+
+    data_dir: Path
+    ports: Ports = field(default_factory=Ports.from_env)
+    fast: bool = False
+    log_dir: Path | None = None
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    database_url: str = ""
+    bootstrap: str = ""
+    postgres: EmbeddedPostgres | None = None
+    broker: TansuBroker | None = None
+
+    def start(self) -> Infra:
+        try:
+            if self.env.get("DATABASE_URL"):
+                self.database_url = self.env["DATABASE_URL"]
+            else:
+                self.postgres = EmbeddedPostgres(self.data_dir, self.ports.postgres, fast=self.fast)
+                self.database_url = self.postgres.start(DATABASE)
+            if self.env.get("KAFKA_BOOTSTRAP_SERVERS"):
+                self.bootstrap = self.env["KAFKA_BOOTSTRAP_SERVERS"]
+            else:
+                log = Path(self.log_dir) / "tansu.log" if self.log_dir else None
+                self.broker = TansuBroker(self.ports.broker, log_path=log)
+                self.bootstrap = self.broker.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.broker:
+            self.broker.stop()
+        if self.postgres:
+            self.postgres.stop()
+
+    def __enter__(self) -> Infra:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+def _base_env(database_url: str, bootstrap: str, extra_env: Mapping[str, str] | None) -> dict[str, str]:
+    # Pass our environment through (OTEL_EXPORTER_OTLP_ENDPOINT, LOG_LEVEL, ...) but never a
+    # stray PORT or URL from the caller's shell: the explicit values below win.
+    env = dict(os.environ)
+    env.update(extra_env or {})
+    env.update(DATABASE_URL=database_url, KAFKA_BOOTSTRAP_SERVERS=bootstrap, PYTHONUNBUFFERED="1")
+    return env
+
+
+def service_env(
+    name: str,
+    *,
+    database_url: str,
+    bootstrap: str,
+    ports: Ports,
+    pii_keys: str,
+    extra_env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment `python -m services.<name>` runs with."""
+    env = _base_env(database_url, bootstrap, extra_env)
+    env.update(HOST="127.0.0.1", PORT=str(ports.service(name)))
+    if name == "intake":
+        env["PII_ENCRYPTION_KEYS"] = pii_keys
+    if name == "notify":
+        env.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(ports.smtp))
+    return env
+
+
+def prepare(
+    database_url: str,
+    bootstrap: str,
+    *,
+    extra_env: Mapping[str, str] | None = None,
+    timeout: float = 180.0,
+    quiet: bool = True,
+) -> None:
+    """Create the topics, run every service's migrations, seed the referral directory.
+
+    Each step is a `python -m services.<name> <cmd>` subprocess; a failure raises RuntimeError
+    carrying that command's output. Safe to repeat.
+    """
+    run_sync(ensure_topics(bootstrap))
+    env = _base_env(database_url, bootstrap, extra_env)
+    steps = [(name, "migrate") for name in SERVICES] + [("referral", "seed")]
+    for name, cmd in steps:
+        argv = [sys.executable, "-m", f"services.{name}", cmd]
+        done = subprocess.run(argv, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"`{' '.join(argv[1:])}` failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+        if not quiet:
+            print(f"prepare: services.{name} {cmd} ok", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Services:
+    """The running SMTP sink ("smtp") and services, all children of `supervisor`."""
+
+    supervisor: Supervisor
+    ports: Ports
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports.service(name)}"
+
+    @property
+    def smtp_http_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.smtp_http}"
+
+    def pid(self, name: str) -> int:
+        return self.supervisor.children[name].pid
+
+    def restart(self, name: str, ready_timeout: float = 60.0) -> None:
+        """Stop (SIGTERM) and start one service again, waiting until it is ready."""
+        self.supervisor.restart(name)
+        self.supervisor.wait_ready(name, self._ready_url(name), ready_timeout)
+
+    def _ready_url(self, name: str) -> str:
+        return f"{self.smtp_http_url}/healthz" if name == "smtp" else f"{self.url(name)}/readyz"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.supervisor.stop_all(timeout)
+
+
+def start_services(
+    database_url: str,
+    bootstrap: str,
+    ports: Ports,
+    *,
+    pii_keys: str,
+    log_dir: Path | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    ready_timeout: float = 60.0,
+    names: tuple[str, ...] = SERVICES,
+) -> Services:
+    """Start the SMTP sink, then `names`, and wait for each one's GET /readyz to answer 200.
+
+    log_dir=None streams output to stdout prefixed by name (make run); else <log_dir>/<name>.log.
+    ready_timeout is generous because joining a Kafka consumer group takes 5-18 s on Tansu.
+    On failure everything started so far is stopped again.
+    """
+    for what in ("smtp", "smtp_http", *names):
+        check_port_free(getattr(ports, what), what)
+    supervisor = Supervisor(log_dir=log_dir, cwd=REPO_ROOT)
+    services = Services(supervisor, ports)
+    try:
+        smtp_env = _base_env(database_url, bootstrap, extra_env)
+        smtp_env.update(SMTP_PORT=str(ports.smtp), SMTP_HTTP_PORT=str(ports.smtp_http))
+        supervisor.start("smtp", [sys.executable, "-m", "devstack.smtp"], smtp_env)
+        supervisor.wait_ready("smtp", services._ready_url("smtp"), 30)
+        for name in names:
+            env = service_env(name, database_url=database_url, bootstrap=bootstrap, ports=ports,
+                              pii_keys=pii_keys, extra_env=extra_env)
+            supervisor.start(name, [sys.executable, "-m", f"services.{name}"], env)
+        for name in names:  # they start concurrently; the waits overlap
+            supervisor.wait_ready(name, services._ready_url(name), ready_timeout)
+    except BaseException:
+        supervisor.stop_all()
+        raise
+    return services
+
+
+# ---------------------------------------------------------------------------------------------
+class Stack:
+    """Infra + prepare + services in one object; stop() tears down in reverse order."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        ports: Ports | None = None,
+        *,
+        pii_keys: str | None = None,
+        fast: bool = False,
+        log_dir: Path | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        ready_timeout: float = 60.0,
+    ):
+        self.ports = ports or Ports.from_env()
+        self.pii_keys = pii_keys or new_pii_key()
+        self.log_dir = log_dir
+        self.extra_env = dict(extra_env or {})
+        self.ready_timeout = ready_timeout
+        self.infra = Infra(Path(data_dir), self.ports, fast=fast, log_dir=log_dir)
+        self.services: Services | None = None
+
+    @property
+    def database_url(self) -> str:
+        return self.infra.database_url
+
+    @property
+    def bootstrap(self) -> str:
+        return self.infra.bootstrap
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports.service(name)}"
+
+    @property
+    def smtp_messages_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.smtp_http}/messages"
+
+    def start(self, prepare_quiet: bool = True) -> Stack:
+        try:
+            self.infra.start()
+            prepare(self.database_url, self.bootstrap, extra_env=self.extra_env, quiet=prepare_quiet)
+            self.services = start_services(
+                self.database_url, self.bootstrap, self.ports, pii_keys=self.pii_keys, log_dir=self.log_dir,
+                extra_env=self.extra_env, ready_timeout=self.ready_timeout,
+            )
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.services:
+            self.services.stop()
+            self.services = None
+        self.infra.stop()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+

@@ -1,0 +1,29 @@
+"""Steps of the thin slice, as a client of the running services sees them."""
+import httpx
+
+from tests.support import eventually
+
+
+async def report(http: httpx.AsyncClient, stack, **fields) -> dict:
+    body = {"province_code": "01", "channel": "phone"} | fields
+    response = await http.post(f"{stack.url('intake')}/cases", json=body)
+    assert response.status_code == 201, response.text
+    return response.json() | {"trace_id": response.headers.get("x-trace-id")}
+
+
+async def emails_for(http: httpx.AsyncClient, stack, case_number: str) -> list[dict]:
+    messages = (await http.get(stack.smtp_messages_url)).json()
+    return [m for m in messages if case_number in m["subject"]]
+
+
+async def reported_count(http: httpx.AsyncClient, stack, province: str) -> dict:
+    response = await http.get(f"{stack.url('reporting')}/reports/cases-by-province/{province}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def wait_email(http, stack, case_number: str, timeout: float = 20.0) -> dict:
+    async def arrived():
+        return await emails_for(http, stack, case_number)
+
+    return (await eventually(arrived, timeout))[0]

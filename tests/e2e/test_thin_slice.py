@@ -1,0 +1,80 @@
+"""A reported case travels intake → referral → notify (email) and into reporting, as real processes."""
+import asyncio
+import os
+import signal
+import time
+
+import pytest
+
+from tests.e2e.slice import emails_for, report, reported_count, wait_email
+from tests.support import eventually
+
+
+async def test_report_becomes_agency_email_and_reported_count(http, stack):
+    before = await reported_count(http, stack, "01")
+    case = await report(http, stack, commune_code="00070", narrative="Nguyen Thi B was taken to the border")
+    email = await wait_email(http, stack, case["case_number"])
+    assert email["rcpt_tos"] == ["police.p01@agencies.hotline111.example"]
+    assert "Nguyen" not in email["body"] and "border" not in email["body"]  # no personal data in alerts
+
+    async def counted():
+        now = await reported_count(http, stack, "01")
+        return now if now["cases_reported"] == before["cases_reported"] + 1 else None
+
+    after = await eventually(counted)
+    assert after["province_name"] == "Thành phố Hà Nội"
+
+    async def referred():
+        now = await reported_count(http, stack, "01")
+        return now["cases_referred"] == before["cases_referred"] + 1
+
+    await eventually(referred)
+    referrals = (await http.get(f"{stack.url('referral')}/referrals", params={"case_id": case["id"]})).json()
+    assert [r["agency_unit_name"] for r in referrals] == ["Provincial Police of Thành phố Hà Nội"]
+    # One trace from the HTTP request, through both Kafka hops, to the SMTP send.
+    notes = (await http.get(f"{stack.url('notify')}/notifications", params={"case_id": case["id"]})).json()
+    assert [(n["status"], n["trace_id"]) for n in notes] == [("delivered", case["trace_id"])]
+
+
+async def test_reports_taken_while_broker_is_frozen_each_take_effect_exactly_once(http, stack):
+    if stack.infra.broker is None:
+        pytest.skip("KAFKA_BOOTSTRAP_SERVERS points at an external broker; this test freezes the local one")
+    province, n = "79", 8  # Hồ Chí Minh City: used by no other test
+    before = await reported_count(http, stack, province)
+    pid = stack.infra.broker.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        cases = [await report(http, stack, province_code=province) for _ in range(n)]
+        assert time.monotonic() - started < 5  # the API keeps taking work without the broker
+        await asyncio.sleep(1)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    for case in cases:
+        await wait_email(http, stack, case["case_number"], timeout=90)
+
+    async def all_counted():
+        now = await reported_count(http, stack, province)
+        return now["cases_reported"] - before["cases_reported"] == n and \
+            now["cases_referred"] - before["cases_referred"] == n
+
+    await eventually(all_counted, 60)
+    await asyncio.sleep(3)  # let any late redelivery land before counting effects
+    now = await reported_count(http, stack, province)
+    assert now["cases_reported"] - before["cases_reported"] == n
+    for case in cases:
+        assert len(await emails_for(http, stack, case["case_number"])) == 1
+        referrals = (await http.get(f"{stack.url('referral')}/referrals", params={"case_id": case["id"]})).json()
+        assert len(referrals) == 1
+
+
+async def test_idempotency_key_makes_a_retried_report_one_case(http, stack):
+    body = {"province_code": "48"}
+    first = await http.post(f"{stack.url('intake')}/cases", json=body, headers={"Idempotency-Key": "retry-1"})
+    again = await http.post(f"{stack.url('intake')}/cases", json=body, headers={"Idempotency-Key": "retry-1"})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+    await wait_email(http, stack, first.json()["case_number"])
+    await asyncio.sleep(1)
+    assert len(await emails_for(http, stack, first.json()["case_number"])) == 1
