@@ -107,6 +107,7 @@ def build_app(runtime: ServiceRuntime, routers: Iterable[APIRouter], title: str,
         yield
         log.info("service_stopping")
         await runtime.stop()
+        log.info("service_stopped")
         shutdown_tracing()
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)

@@ -1,0 +1,163 @@
+"""`python -m bench` (make bench): throughput and latency of the thin slice, beside ceilings measured
+in the same run on the same PostgreSQL and broker. See docs/benchmarks.md.
+
+Starts a fresh stack in a temp dir (DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS, if set, are used
+instead but must be on this machine), prints one table and writes bench/results/<UTC>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from bench import ceilings, e2e, machine, report
+from devstack.stack import Ports, Stack
+from runtime.db import asyncpg_dsn
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# (quick, default): quick is a smoke run of about a minute and a half.
+PROFILES = {
+    "reports": (300, 2000),
+    "concurrency": (32, 32),
+    "rate": (50.0, 50.0),
+    "duration": (5.0, 20.0),
+    "drain_timeout": (30.0, 60.0),
+    "pgbench_seconds": (3, 8),
+    "pgbench_clients": ((1, 8, 32), (1, 8, 32)),
+    "api_requests": (1000, 5000),
+    "kafka_messages": (5000, 20000),
+    "kafka_rate": (200.0, 200.0),
+    "kafka_seconds": (2.0, 5.0),
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small N and short durations (smoke run, ~90 s)")
+    p.add_argument("--reports", type=int, help="reports sent in the throughput test (default 2000)")
+    p.add_argument("--concurrency", type=int, help="requests in flight, closed loop (default 32)")
+    p.add_argument("--rate", type=float, help="open-loop reports per second for latency (default 50)")
+    p.add_argument("--duration", type=float, help="open-loop seconds (default 20)")
+    p.add_argument("--drain-timeout", type=float, help="seconds to wait for the last emails (default 60)")
+    p.add_argument("--skip-ceilings", action="store_true", help="only the pipeline figures")
+    args = p.parse_args(argv)
+    for name, (quick, default) in PROFILES.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, quick if args.quick else default)
+    return args
+
+
+def check_local() -> None:
+    """Load goes to this machine only: refuse an external DATABASE_URL or broker elsewhere."""
+    import os
+
+    hosts = []
+    if url := os.environ.get("DATABASE_URL"):
+        hosts.append(urlsplit(url).hostname)
+    if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        hosts += [urlsplit(f"//{s.strip()}").hostname for s in servers.split(",")]
+    if bad := [h for h in hosts if h not in LOOPBACK]:
+        sys.exit(f"bench: refusing to load non-local hosts {bad}; unset DATABASE_URL/KAFKA_BOOTSTRAP_SERVERS")
+
+
+def say(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+async def _server_version(dsn: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
+
+
+async def measure(stack: Stack, args: argparse.Namespace, log_dir: Path) -> dict:
+    dsn = asyncpg_dsn(stack.database_url)
+    out: dict = {"machine": machine.facts(await _server_version(dsn)), "cpu": {}}
+    pids = machine.stack_pids(stack)
+
+    say("warm-up: 20 reports")
+    await e2e.warm_up(stack)
+
+    say(f"throughput: {args.reports} reports, {args.concurrency} in flight")
+    before, t0 = machine.cpu_seconds(pids), time.perf_counter()
+    out["throughput"] = t = await e2e.throughput(stack, args.reports, args.concurrency, args.drain_timeout)
+    out["cpu"]["throughput"] = machine.cpu_delta(before, machine.cpu_seconds(pids), time.perf_counter() - t0,
+                                                 t["accepted"])
+    say(f"  intake {t['intake_rate_per_s']}/s, end-to-end {t['e2e_rate_per_s']}/s")
+
+    say(f"latency: {args.rate}/s for {args.duration} s, open loop")
+    before, t0 = machine.cpu_seconds(pids), time.perf_counter()
+    out["latency"] = lat = await e2e.latency(stack, args.rate, args.duration, args.drain_timeout)
+    out["cpu"]["latency"] = machine.cpu_delta(before, machine.cpu_seconds(pids), time.perf_counter() - t0,
+                                              lat["accepted"])
+    say(f"  report->email p50 {lat['e2e_latency']['p50_ms']} ms, p99 {lat['e2e_latency']['p99_ms']} ms")
+
+    if args.skip_ceilings:
+        return out
+    # Ceilings with the services stopped, so nothing else competes for the two cores.
+    if stack.services:
+        stack.services.stop()
+        stack.services = None
+    out["ceilings"] = c = {"pgbench": []}
+    await ceilings.create_scratch(dsn)
+    try:
+        for clients in args.pgbench_clients:
+            say(f"ceiling: pgbench 1-row INSERT, -c {clients}, {args.pgbench_seconds} s")
+            c["pgbench"].append(ceilings.pgbench(dsn, clients, args.pgbench_seconds))
+        say(f"ceiling: minimal FastAPI+asyncpg endpoint, {args.api_requests} requests")
+        c["minimal_api"] = await ceilings.minimal_api(dsn, args.api_requests, args.concurrency, log_dir)
+    finally:
+        await ceilings.drop_scratch(dsn)
+    say(f"ceiling: raw aiokafka, {args.kafka_messages} messages, then {args.kafka_rate}/s for {args.kafka_seconds} s")
+    c["kafka"] = await ceilings.kafka(stack.bootstrap, args.kafka_messages, args.kafka_rate, args.kafka_seconds)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    check_local()
+    started = datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="hotline-bench-", ignore_cleanup_errors=True) as tmp:
+        tmp = Path(tmp)
+        # A fresh stack per run: the broker slows down as it retains messages.
+        stack = Stack(data_dir=tmp / "pg", ports=Ports.free(), fast=False, log_dir=tmp / "logs", ready_timeout=120)
+        try:
+            say("starting the stack (durable PostgreSQL, Tansu, SMTP sink, four services)")
+            stack.start()
+            results = asyncio.run(measure(stack, args, tmp / "logs"))
+        except KeyboardInterrupt:
+            say("interrupted; stopping the stack")
+            return 130
+        except Exception:
+            say(f"failed; service logs were in {tmp / 'logs'} (copied to bench/results/last-failure-logs)")
+            _keep_logs(tmp / "logs")
+            raise
+        finally:
+            stack.stop()
+    results |= {"started_at": started.isoformat(), "command": " ".join(["python -m bench", *(argv or sys.argv[1:])]),
+                "args": {k: v for k, v in vars(args).items()}}
+    print(report.render(results))
+    path = report.write_json(results, started.strftime("%Y%m%dT%H%M%SZ"))
+    print(f"\nresults: {path}")
+    return 0
+
+
+def _keep_logs(log_dir: Path) -> None:
+    import shutil
+
+    if log_dir.exists():
+        shutil.copytree(log_dir, report.RESULTS_DIR / "last-failure-logs", dirs_exist_ok=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

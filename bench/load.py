@@ -1,0 +1,98 @@
+"""The one HTTP load client, used both for intake and for the minimal-endpoint ceiling, so the two
+figures differ only in the server under test."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+Body = Callable[[int], dict]
+
+
+@dataclass
+class Sample:
+    index: int
+    status: int  # 0: the request failed without an HTTP answer
+    latency_s: float  # closed loop: from send; open loop: from the *scheduled* send time
+    scheduled_wall: float  # time.time() at which the request was (meant to be) sent
+    body: dict | None = None  # parsed JSON of a 2xx answer
+    error: str | None = None
+
+
+@dataclass
+class Run:
+    samples: list[Sample] = field(default_factory=list)
+    started_wall: float = 0.0
+    elapsed_s: float = 0.0  # first send to last answer
+    max_launch_lag_s: float = 0.0  # open loop: how late the client itself launched a request
+
+    @property
+    def ok(self) -> list[Sample]:
+        return [s for s in self.samples if 200 <= s.status < 300]
+
+    def errors(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in self.samples:
+            if not 200 <= s.status < 300:
+                key = s.error or f"HTTP {s.status}"
+                out[key] = out.get(key, 0) + 1
+        return out
+
+
+def client(max_connections: int) -> httpx.AsyncClient:
+    # Keep-alive pool as large as the concurrency: no connection churn inside the measurement.
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0), trust_env=False)
+
+
+async def _post(http: httpx.AsyncClient, url: str, i: int, body: dict, t0: float, wall: float) -> Sample:
+    try:
+        resp = await http.post(url, json=body)
+        latency = time.perf_counter() - t0
+        data = resp.json() if 200 <= resp.status_code < 300 else None
+        return Sample(i, resp.status_code, latency, wall, data)
+    except httpx.HTTPError as exc:
+        return Sample(i, 0, time.perf_counter() - t0, wall, error=type(exc).__name__)
+
+
+async def closed_loop(http: httpx.AsyncClient, url: str, make_body: Body, n: int, concurrency: int) -> Run:
+    """n POSTs, `concurrency` in flight at all times: measures how fast the server takes work."""
+    run = Run(started_wall=time.time())
+    counter = itertools.count()
+    started = time.perf_counter()
+
+    async def worker() -> None:
+        while (i := next(counter)) < n:
+            t0 = time.perf_counter()
+            run.samples.append(await _post(http, url, i, make_body(i), t0, time.time()))
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    run.elapsed_s = time.perf_counter() - started
+    return run
+
+
+async def open_loop(http: httpx.AsyncClient, url: str, make_body: Body, rate: float, duration: float) -> Run:
+    """POSTs on a fixed schedule, each launched as its own task whatever earlier ones are doing.
+
+    Latency counts from the scheduled time, not the actual send, so a stalled client or server
+    cannot hide its own delay (no coordinated omission).
+    """
+    n = int(rate * duration)
+    start_perf = time.perf_counter() + 0.05
+    start_wall = time.time() + 0.05
+    run = Run(started_wall=start_wall)
+    tasks = []
+    for i in range(n):
+        due = start_perf + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        run.max_launch_lag_s = max(run.max_launch_lag_s, time.perf_counter() - due)
+        tasks.append(asyncio.create_task(_post(http, url, i, make_body(i), due, start_wall + i / rate)))
+    run.samples = list(await asyncio.gather(*tasks))
+    run.elapsed_s = time.perf_counter() - start_perf
+    return run

@@ -1,0 +1,121 @@
+"""Plain-text table (each figure beside its ceiling) and the JSON results file."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _n(x, unit: str = "") -> str:
+    if x is None:
+        return "-"
+    text = f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.1f}"
+    return f"{text}{unit}"
+
+
+def _ms(summary: dict | None, *keys: str) -> str:
+    if not summary or not summary.get("n"):
+        return "-"
+    return " / ".join(_n(summary[f"{k}_ms"]) for k in keys) + " ms"
+
+
+def rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """(figure, measured, ceiling, ceiling value); a row starting with '#' is a section title."""
+    c = r.get("ceilings") or {}
+    pg = {p["clients"]: p for p in c.get("pgbench", [])}
+    api, kafka = c.get("minimal_api") or {}, c.get("kafka") or {}
+    api_rate = _n(api.get("rate_per_s"), " req/s") if api else "-"
+    out: list[tuple[str, str, str, str]] = []
+
+    if t := r.get("throughput"):
+        out += [
+            (f"# Throughput: closed loop, {t['reports']} reports, {t['concurrency']} in flight", "", "", ""),
+            ("intake accepted (HTTP 201)", _n(t["intake_rate_per_s"], " /s"),
+             "minimal FastAPI+asyncpg INSERT, same client", api_rate),
+            ("  POST /cases p50 / p99", _ms(t["http_latency"], "p50", "p99"),
+             "  minimal endpoint p50 / p99", _ms(api.get("http_latency"), "p50", "p99")),
+            ("end-to-end (reports/s until last email)", _n(t["e2e_rate_per_s"], " /s"),
+             "pgbench 1-row INSERT, -c 8", _n(pg.get(8, {}).get("commits_per_s"), " commits/s")),
+            (f"  emails arrived", f"{t['emails']} of {t['accepted']} in {t['e2e_seconds']} s",
+             "Kafka produce (300 B, acks=all)", _n(kafka.get("produce_per_s"), " msg/s")),
+            ("  report->email p50 / p99 (saturated)", _ms(t["saturated_latency"], "p50", "p99"),
+             "Kafka consume", _n(kafka.get("consume_per_s"), " msg/s")),
+        ]
+    if lat := r.get("latency"):
+        k_rate = kafka.get("latency_rate_per_s")
+        out += [
+            (f"# Latency: open loop, {_n(lat['rate_per_s'])} reports/s for {_n(lat['duration_s'])} s", "", "", ""),
+            ("report->email p50 / p90 / p99 / max", _ms(lat["e2e_latency"], "p50", "p90", "p99", "max"),
+             f"Kafka produce->consume at {_n(k_rate)}/s, p50 / p99" if k_rate else "Kafka produce->consume",
+             _ms(kafka.get("produce_consume_latency"), "p50", "p99")),
+            (f"  missing emails after {_n(lat['drain_timeout_s'])} s drain",
+             f"{lat['missing_emails']} of {lat['accepted']}",
+             "  Kafka produce ack p50 / p99", _ms(kafka.get("produce_ack_latency"), "p50", "p99")),
+            ("POST /cases p50 / p99 (from scheduled send)", _ms(lat["http_latency"], "p50", "p99"),
+             "pgbench 1-row INSERT, -c 1, avg latency", _n(pg.get(1, {}).get("latency_avg_ms"), " ms")),
+        ]
+    if c:
+        out.append(("# Ceilings alone (same PostgreSQL, same broker, services stopped)", "", "", ""))
+        for p in c.get("pgbench", []):
+            out.append((f"pgbench 1-row INSERT, -c {p['clients']} ({p['seconds']} s)",
+                        _n(p["commits_per_s"], " commits/s"), "avg latency", _n(p["latency_avg_ms"], " ms")))
+        if api:
+            out.append((f"FastAPI+asyncpg, 1 worker, {api['concurrency']} in flight", api_rate,
+                        "p50 / p99", _ms(api["http_latency"], "p50", "p99")))
+        if kafka:
+            out.append((f"Kafka {kafka['messages']} x {kafka['message_bytes']} B: produce / consume",
+                        f"{_n(kafka['produce_per_s'])} / {_n(kafka['consume_per_s'])} msg/s",
+                        f"produce->consume at {_n(kafka['latency_rate_per_s'])}/s p50 / p99",
+                        _ms(kafka["produce_consume_latency"], "p50", "p99")))
+    return out
+
+
+def render(r: dict) -> str:
+    table = rows(r)
+    body = [row for row in table if not row[0].startswith("#")]
+    widths = [max([len(row[i]) for row in body] + [len(h)]) for i, h in enumerate(HEADER)]
+    lines = [_line(HEADER, widths), _line(tuple("-" * w for w in widths), widths)]
+    for row in table:
+        lines.append(row[0][2:] if row[0].startswith("#") else _line(row, widths))
+    lines += ["", *_cpu_lines(r.get("cpu") or {}), "", *_machine_lines(r.get("machine") or {})]
+    return "\n".join(lines)
+
+
+HEADER = ("figure", "measured", "ceiling (same run)", "value")
+
+
+def _line(cells, widths) -> str:
+    return "  ".join(cell.ljust(w) for cell, w in zip(cells, widths)).rstrip()
+
+
+def _cpu_lines(cpu: dict) -> list[str]:
+    """CPU ms per report and process, per phase: which process the pipeline's time goes to."""
+    if not cpu:
+        return []
+    phases = list(cpu)
+    names = sorted({n for p in cpu.values() for n in p["per_process"]},
+                   key=lambda n: -sum(p["per_process"].get(n, {}).get("cpu_s", 0) for p in cpu.values()))
+    head = ["CPU ms per report", *phases]
+    table = [[n, *(_n((cpu[p]["per_process"].get(n) or {}).get("ms_per_item")) for p in phases)] for n in names]
+    table.append(["total", *(_n(sum(v["cpu_s"] for v in cpu[p]["per_process"].values()) * 1000 / cpu[p]["items"])
+                             for p in phases)])
+    table.append(["machine busy (% of all cores)", *(_n(cpu[p]["machine_busy_pct"], " %") for p in phases)])
+    widths = [max(len(row[i]) for row in [head, *table]) for i in range(len(head))]
+    return [_line(head, widths), _line(["-" * w for w in widths], widths), *(_line(row, widths) for row in table)]
+
+
+def _machine_lines(m: dict) -> list[str]:
+    if not m:
+        return []
+    pk = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
+    return [f"machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, {m['os']}",
+            f"python {m['python']}; PostgreSQL {m['postgresql']} (durable); {m['tansu']}",
+            f"packages: {pk}"]
+
+
+def write_json(r: dict, stamp: str) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{stamp}.json"
+    path.write_text(json.dumps(r, indent=2, ensure_ascii=False) + "\n")
+    return path
