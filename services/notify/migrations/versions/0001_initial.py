@@ -4,8 +4,10 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-23 19:28:13.303088
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+
+from runtime.migration_ops import create_inbox_v1, create_outbox_v1, drop_inbox_v1, drop_outbox_v1
 from sqlalchemy.dialects import postgresql
 
 revision = '0001'
@@ -13,16 +15,12 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
+SCHEMA = 'notify'
+
 
 def upgrade() -> None:
-    op.create_table('inbox',
-    sa.Column('consumer', sa.String(length=100), nullable=False),
-    sa.Column('event_id', sa.UUID(), nullable=False),
-    sa.Column('event_type', sa.String(length=200), nullable=False),
-    sa.Column('processed_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('consumer', 'event_id'),
-    schema='notify'
-    )
+    create_outbox_v1(SCHEMA)
+    create_inbox_v1(SCHEMA)
     op.create_table('notifications',
     sa.Column('id', sa.UUID(), nullable=False),
     sa.Column('referral_id', sa.UUID(), nullable=False),
@@ -46,32 +44,11 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_notify_notifications_case_id'), 'notifications', ['case_id'], unique=False, schema='notify')
     op.create_index(op.f('ix_notify_notifications_referral_id'), 'notifications', ['referral_id'], unique=False, schema='notify')
-    op.create_table('outbox',
-    sa.Column('id', sa.UUID(), nullable=False),
-    sa.Column('seq', sa.BigInteger(), sa.Identity(always=True), nullable=False),
-    sa.Column('topic', sa.String(length=200), nullable=False),
-    sa.Column('key', sa.String(length=200), nullable=False),
-    sa.Column('type', sa.String(length=200), nullable=False),
-    sa.Column('source', sa.String(length=200), nullable=False),
-    sa.Column('subject', sa.String(length=200), nullable=True),
-    sa.Column('time', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('payload', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-    sa.Column('trace', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('seq'),
-    schema='notify'
-    )
-    op.create_index('ix_outbox_published_at', 'outbox', ['published_at'], unique=False, schema='notify')
-    op.create_index('ix_outbox_unpublished', 'outbox', ['seq'], unique=False, schema='notify', postgresql_where=sa.text('published_at IS NULL'))
 
 
 def downgrade() -> None:
-    op.drop_index('ix_outbox_unpublished', table_name='outbox', schema='notify', postgresql_where=sa.text('published_at IS NULL'))
-    op.drop_index('ix_outbox_published_at', table_name='outbox', schema='notify')
-    op.drop_table('outbox', schema='notify')
+    drop_outbox_v1(SCHEMA)
+    drop_inbox_v1(SCHEMA)
     op.drop_index(op.f('ix_notify_notifications_referral_id'), table_name='notifications', schema='notify')
     op.drop_index(op.f('ix_notify_notifications_case_id'), table_name='notifications', schema='notify')
     op.drop_table('notifications', schema='notify')
-    op.drop_table('inbox', schema='notify')
