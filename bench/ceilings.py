@@ -83,10 +83,11 @@ async def minimal_api(dsn: str, requests: int, concurrency: int, log_dir: Path) 
         proc = spawn(argv, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
         await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/healthz", 30, proc, "minimal_app")
-        url = f"http://127.0.0.1:{port}/reports"
-        async with load.client(concurrency) as http:
-            await load.closed_loop(http, url, report_body(), min(200, requests), concurrency)  # warm-up
-            run = await load.closed_loop(http, url, report_body(), requests, concurrency)
+        base = f"http://127.0.0.1:{port}"
+        async with load.Clients() as clients:
+            await load.closed_loop(clients, f"{base}/reports", report_body(), min(200, requests), concurrency)  # warm
+            noop = await load.closed_loop(clients, f"{base}/noop", report_body(), requests, concurrency)
+            run = await load.closed_loop(clients, f"{base}/reports", report_body(), requests, concurrency)
     finally:
         terminate(proc)
     return {
@@ -94,8 +95,11 @@ async def minimal_api(dsn: str, requests: int, concurrency: int, log_dir: Path) 
         "concurrency": concurrency,
         "ok": len(run.ok),
         "errors": run.errors(),
+        "noop_errors": noop.errors(),
         "rate_per_s": rate(len(run.ok), run.elapsed_s),
         "http_latency": summary_ms([s.latency_s for s in run.ok]),
+        "noop_rate_per_s": rate(len(noop.ok), noop.elapsed_s),
+        "noop_http_latency": summary_ms([s.latency_s for s in noop.ok]),
     }
 
 

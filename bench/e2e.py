@@ -8,7 +8,7 @@ from itertools import cycle
 
 import httpx
 
-from bench import load
+from bench import hops, load
 from bench.stats import rate, summary_ms
 from schemas.geography import provinces
 
@@ -67,7 +67,10 @@ class SinkWatcher:
 
     async def _run(self) -> None:
         while True:
-            await self.poll()
+            try:
+                await self.poll()
+            except httpx.HTTPError:  # a missed poll only delays the next one; the drain timeout bounds it
+                pass
             await asyncio.sleep(self._interval)
 
     async def wait_for(self, case_numbers: set[str], timeout: float) -> bool:
@@ -86,8 +89,8 @@ async def clear_sink(http: httpx.AsyncClient, messages_url: str) -> None:
 
 async def warm_up(stack, n: int = 20, timeout: float = 60.0) -> None:
     """A few reports first, so connection pools, imports and the consumer groups are warm."""
-    async with load.client(4) as http:
-        run = await load.closed_loop(http, f"{stack.url('intake')}/cases", report_body(), n, 4)
+    async with load.Clients() as clients, load.client(2) as http:
+        run = await load.closed_loop(clients, f"{stack.url('intake')}/cases", report_body(), n, 4)
         if len(run.ok) != n:
             raise RuntimeError(f"warm-up: intake answered {run.errors()}")
         async with SinkWatcher(http, stack.smtp_messages_url) as sink:
@@ -99,9 +102,9 @@ async def warm_up(stack, n: int = 20, timeout: float = 60.0) -> None:
 async def throughput(stack, n: int, concurrency: int, drain_timeout: float) -> dict:
     """Closed loop: how fast intake accepts reports, and how fast their emails come out."""
     url = f"{stack.url('intake')}/cases"
-    async with load.client(concurrency) as http, load.client(2) as sink_http:
+    async with load.Clients() as clients, load.client(2) as sink_http:
         async with SinkWatcher(sink_http, stack.smtp_messages_url) as sink:
-            run = await load.closed_loop(http, url, report_body(), n, concurrency)
+            run = await load.closed_loop(clients, url, report_body(), n, concurrency)
             sent = {s.body["case_number"]: s for s in run.ok}
             drained = await sink.wait_for(set(sent), drain_timeout)
         await clear_sink(sink_http, stack.smtp_messages_url)
@@ -125,12 +128,12 @@ async def throughput(stack, n: int, concurrency: int, drain_timeout: float) -> d
     }
 
 
-async def latency(stack, rate_per_s: float, duration: float, drain_timeout: float) -> dict:
+async def latency(stack, rate_per_s: float, duration: float, drain_timeout: float, dsn: str) -> dict:
     """Open loop at a fixed rate: report->email latency from each report's scheduled send time."""
     url = f"{stack.url('intake')}/cases"
-    async with load.client(256) as http, load.client(2) as sink_http:  # pool never caps the schedule
+    async with load.Clients() as clients, load.client(2) as sink_http:
         async with SinkWatcher(sink_http, stack.smtp_messages_url) as sink:
-            run = await load.open_loop(http, url, report_body(), rate_per_s, duration)
+            run = await load.open_loop(clients, url, report_body(), rate_per_s, duration)
             sent = {s.body["case_number"]: s for s in run.ok}
             drained = await sink.wait_for(set(sent), drain_timeout)
         await clear_sink(sink_http, stack.smtp_messages_url)
@@ -148,4 +151,5 @@ async def latency(stack, rate_per_s: float, duration: float, drain_timeout: floa
         "duplicate_emails": sink.duplicates,
         "drained": drained,
         "drain_timeout_s": drain_timeout,
+        "hops": await hops.breakdown(dsn, {c: s.scheduled_wall for c, s in sent.items()}, sink.arrived),
     }

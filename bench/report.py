@@ -37,7 +37,10 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
              "  minimal endpoint p50 / p99", _ms(api.get("http_latency"), "p50", "p99")),
             ("end-to-end (reports/s until last email)", _n(t["e2e_rate_per_s"], " /s"),
              "pgbench 1-row INSERT, -c 8", _n(pg.get(8, {}).get("commits_per_s"), " commits/s")),
-            (f"  emails arrived", f"{t['emails']} of {t['accepted']} in {t['e2e_seconds']} s",
+            ("  emails arrived", f"{t['emails']} of {t['accepted']} in {t['e2e_seconds']} s",
+             "pgbench 1-row INSERT, -c 32", _n(pg.get(32, {}).get("commits_per_s"), " commits/s")),
+            ("  PostgreSQL transactions / WAL fsyncs per report",
+             f"{_n(t.get('pg_transactions_per_report'))} / {_n(t.get('pg_wal_fsyncs_per_report'))}",
              "Kafka produce (300 B, acks=all)", _n(kafka.get("produce_per_s"), " msg/s")),
             ("  report->email p50 / p99 (saturated)", _ms(t["saturated_latency"], "p50", "p99"),
              "Kafka consume", _n(kafka.get("consume_per_s"), " msg/s")),
@@ -63,6 +66,8 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
         if api:
             out.append((f"FastAPI+asyncpg, 1 worker, {api['concurrency']} in flight", api_rate,
                         "p50 / p99", _ms(api["http_latency"], "p50", "p99")))
+            out.append(("  same client, no-op endpoint (no database)", _n(api["noop_rate_per_s"], " req/s"),
+                        "p50 / p99", _ms(api["noop_http_latency"], "p50", "p99")))
         if kafka:
             out.append((f"Kafka {kafka['messages']} x {kafka['message_bytes']} B: produce / consume",
                         f"{_n(kafka['produce_per_s'])} / {_n(kafka['consume_per_s'])} msg/s",
@@ -78,7 +83,9 @@ def render(r: dict) -> str:
     lines = [_line(HEADER, widths), _line(tuple("-" * w for w in widths), widths)]
     for row in table:
         lines.append(row[0][2:] if row[0].startswith("#") else _line(row, widths))
-    lines += ["", *_cpu_lines(r.get("cpu") or {}), "", *_machine_lines(r.get("machine") or {})]
+    lines += [*_notes(r), "", *_hop_lines((r.get("latency") or {}).get("hops")), "",
+              *_cpu_lines(r.get("cpu") or {}), *_idle_lines(r.get("cpu_idle")), "",
+              *_machine_lines(r.get("machine") or {})]
     return "\n".join(lines)
 
 
@@ -103,6 +110,47 @@ def _cpu_lines(cpu: dict) -> list[str]:
     table.append(["machine busy (% of all cores)", *(_n(cpu[p]["machine_busy_pct"], " %") for p in phases)])
     widths = [max(len(row[i]) for row in [head, *table]) for i in range(len(head))]
     return [_line(head, widths), _line(["-" * w for w in widths], widths), *(_line(row, widths) for row in table)]
+
+
+def _notes(r: dict) -> list[str]:
+    t, lat = r.get("throughput") or {}, r.get("latency") or {}
+    notes = []
+    if t.get("e2e_rate_per_s") and lat and lat["rate_per_s"] > 0.8 * t["e2e_rate_per_s"]:
+        notes.append(f"NOTE: the open-loop rate ({_n(lat['rate_per_s'])}/s) is over 80 % of the end-to-end "
+                     f"throughput ({_n(t['e2e_rate_per_s'])}/s): the latency figures are mostly queueing.")
+    if lat.get("client_max_launch_lag_ms", 0) > 50:
+        notes.append(f"NOTE: the load client launched a request up to {_n(lat['client_max_launch_lag_ms'])} ms "
+                     "late (machine saturated); latency still counts from the schedule.")
+    for what, d in (("throughput", t), ("latency", lat)):
+        if d and (d.get("errors") or d.get("duplicate_emails") or not d.get("drained", True)):
+            notes.append(f"NOTE: {what}: errors {d.get('errors')}, duplicate emails {d.get('duplicate_emails')}, "
+                         f"all emails arrived: {d.get('drained')}")
+    return notes
+
+
+def _hop_lines(hops: dict | None) -> list[str]:
+    """The open-loop phase, hop by hop (from the services' timestamps)."""
+    if not hops:
+        return []
+    if "unavailable" in hops:
+        return [f"per-hop breakdown unavailable: {hops['unavailable']}"]
+    head = ["report->email, hop by hop (open loop)", "p50", "p90", "p99"]
+    table = [[label, *(_n(s[f"{k}_ms"]) for k in ("p50", "p90", "p99"))] for label, s in hops.items()]
+    widths = [max(len(row[i]) for row in [head, *table]) for i in range(len(head))]
+
+    def fmt(row: list[str]) -> str:
+        return "  ".join([row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:]))])
+
+    return [fmt(head) + "  ms", fmt(["-" * w for w in widths]), *(fmt(row) for row in table)]
+
+
+def _idle_lines(idle: dict | None) -> list[str]:
+    if not idle:
+        return []
+    top = ", ".join(f"{n} {100 * v['cpu_s'] / idle['wall_s']:.0f} %" for n, v in idle["per_process"].items()
+                    if v["cpu_s"] >= 0.01 and n != "bench (load client)")
+    return [f"idle stack ({idle['wall_s']} s, no load): {idle['machine_busy_pct']} % of all cores "
+            f"(% of one core: {top})"]
 
 
 def _machine_lines(m: dict) -> list[str]:
