@@ -6,8 +6,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     # hide_parameters: SQL errors must never carry personal data into logs or dead letters.
+    # No pool_pre_ping: it costs a round trip per checkout; a dropped connection is invalidated on
+    # first use instead, and that request or event is retried by its caller.
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
+        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True
     )
 
 

@@ -2,7 +2,7 @@
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.exc import IntegrityError
 
 from runtime.problems import DomainError, NotFound
@@ -25,16 +25,17 @@ async def report_case(uow: UnitOfWork, report: CaseReportIn, idempotency_key: st
         raise DomainError(f"urgency below the floor '{floor}' needs an urgency_reason", field="urgency")
     now = datetime.now(UTC)
     case_id = uuid.uuid4()
-    number = f"111-{now.year}-{await uow.session.scalar(case_number_seq.next_value()):06d}"
-    await uow.session.execute(
+    number_sql = func.concat(f"111-{now.year}-", func.lpad(cast(case_number_seq.next_value(), Text), 6, "0"))
+    created = (await uow.session.execute(
         cases.insert().values(
-            id=case_id, case_number=number, status="open", channel=report.channel,
+            id=case_id, case_number=number_sql, status="open", channel=report.channel,
             province_code=report.province_code, commune_code=report.commune_code,
             immediate_danger=report.immediate_danger, child_victim=report.child_victim,
             urgency=urgency, urgency_floor=floor, urgency_reason=report.urgency_reason,
             narrative=report.narrative, idempotency_key=idempotency_key, reported_at=now,
-        )
-    )
+        ).returning(*CASE_FIELDS)
+    )).mappings().one()
+    number = created["case_number"]
     uow.emit(
         CaseReported(
             case_id=case_id, case_number=number, reported_at=now, channel=report.channel,
@@ -51,7 +52,7 @@ async def report_case(uow: UnitOfWork, report: CaseReportIn, idempotency_key: st
         if idempotency_key and (existing := await _by_idempotency_key(uow, idempotency_key)):
             return existing, False
         raise
-    return await get_case(uow, case_id), True
+    return CaseOut.model_validate(dict(created)), True
 
 
 async def get_case(uow: UnitOfWork, case_id: uuid.UUID) -> CaseOut:
