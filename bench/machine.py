@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 

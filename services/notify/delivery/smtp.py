@@ -1,5 +1,4 @@
 """Email through SMTP, and the map from SMTP reply codes to delivery outcomes."""
-import asyncio
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -37,7 +36,7 @@ class SmtpProvider:
             return outcome_for_smtp_code(min(r.code for r in exc.recipients))
         except aiosmtplib.SMTPResponseException as exc:
             return outcome_for_smtp_code(exc.code)
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             return SendOutcome(Verdict.retry, type(exc).__name__)
         if errors:  # some recipients refused; we send one recipient per message
             return outcome_for_smtp_code(min(code for code, _ in errors.values()))
