@@ -5,11 +5,13 @@ every start. Ctrl-C or SIGTERM stops services, SMTP sink, broker and PostgreSQL,
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
 
 from devstack.stack import REPO_ROOT, SERVICES, Infra, Ports, load_or_create_pii_key, prepare, start_services
+from devstack.stack import load_or_create_auth_secret, load_or_create_hmac_key
 
 DATA = REPO_ROOT / ".data"
 
@@ -32,6 +34,35 @@ def _banner(ports: Ports, infra: Infra) -> str:
                       "Ctrl-C stops everything.", ""])
 
 
+# (variable in .data/tokens.env, subject, display name, roles): one dev user per role.
+DEV_USERS = (
+    ("OPERATOR_TOKEN", "op-1", "Operator 1", ("operator",)),
+    ("SUPERVISOR_TOKEN", "sup-1", "Supervisor 1", ("supervisor",)),
+    ("AUDITOR_TOKEN", "aud-1", "Auditor 1", ("auditor",)),
+)
+DEV_TOKEN_TTL_S = 12 * 3600
+
+
+def _dev_tokens(secret: str, ports: Ports) -> str:
+    """Sign a 12 h token per dev user, write them to .data/tokens.env (0600), return what to print."""
+    from runtime.auth import AuthSettings, issue_token
+
+    # The services get the same environment (plus the secret), so AUTH_AUDIENCE etc. agree.
+    settings = AuthSettings(auth_mode="hs256", auth_hs256_secret=secret)
+    tokens = {var: issue_token(settings, sub=sub, roles=roles, name=name, ttl_s=DEV_TOKEN_TTL_S)
+              for var, sub, name, roles in DEV_USERS}
+    path = DATA / "tokens.env"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(f"{var}={token}\n" for var, token in tokens.items()))
+    os.chmod(path, 0o600)
+    lines = ["Development tokens (valid 12 h; `source .data/tokens.env` sets these variables):"]
+    lines += [f"  {roles[0]:<10} {sub:<6} {var}={tokens[var]}" for var, sub, _name, roles in DEV_USERS]
+    lines += ["Send one with every API call, e.g.:",
+              f'  curl -H "Authorization: Bearer $OPERATOR_TOKEN" http://127.0.0.1:{ports.intake}/cases/<id>', ""]
+    return "\n".join(lines)
+
+
 def main() -> int:
     # SIGINT too: a shell starts background jobs with SIGINT ignored, and Python then keeps it so.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -46,9 +77,12 @@ def main() -> int:
         print("migrating, creating topics, seeding ...", flush=True)
         prepare(infra.database_url, infra.bootstrap, quiet=False)
         print("starting services ...", flush=True)
-        services = start_services(infra.database_url, infra.bootstrap, ports,
-                                  pii_keys=load_or_create_pii_key(DATA / "pii.key"))
+        auth_secret = load_or_create_auth_secret(DATA / "auth.secret")
+        services = start_services(infra.database_url, infra.bootstrap, ports, auth_secret=auth_secret,
+                                  pii_keys=load_or_create_pii_key(DATA / "pii.key"),
+                                  pii_hmac_key=load_or_create_hmac_key(DATA / "pii-hmac.key"))
         print(_banner(ports, infra), flush=True)
+        print(_dev_tokens(auth_secret, ports), flush=True)
         reported: set[str] = set()
         while True:
             time.sleep(1)

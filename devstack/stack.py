@@ -7,6 +7,7 @@ running event loop. Typical use from a test session:
     stack = Stack(data_dir=tmp / "pg", ports=ports, fast=True, log_dir=tmp / "logs").start()
     stack.url("intake")            # "http://127.0.0.1:<port>"
     stack.smtp_messages_url        # "http://127.0.0.1:<port>/messages"
+    stack.token("operator", sub="op-1")   # a bearer token the services accept (AUTH_HS256_SECRET)
     stack.infra.broker.pid         # None if KAFKA_BOOTSTRAP_SERVERS pointed elsewhere
     stack.services.restart("notify")
     stack.stop()
@@ -28,7 +29,8 @@ from devstack.procs import Supervisor, check_port_free, free_port, run_sync
 from devstack.topics import ensure_topics
 
 __all__ = ["REPO_ROOT", "SERVICES", "Ports", "Infra", "Services", "Stack", "free_port", "prepare",
-           "start_services", "service_env", "load_or_create_pii_key", "new_pii_key"]
+           "start_services", "service_env", "load_or_create_pii_key", "new_pii_key",
+           "load_or_create_hmac_key", "new_hmac_key", "load_or_create_auth_secret", "new_auth_secret"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("intake", "referral", "notify", "reporting")
@@ -64,21 +66,70 @@ class Ports:
 
 
 def new_pii_key() -> str:
-    from cryptography.fernet import Fernet
+    """A fresh PII_ENCRYPTION_KEYS value: one `kid:base64url-key` entry (AES-256-GCM)."""
+    from runtime.crypto import new_key
 
-    return Fernet.generate_key().decode()
+    return new_key()
+
+
+def new_hmac_key() -> str:
+    """A fresh PII_HMAC_KEY value: 32 random bytes in base64url, for blind indexes (phone lookup)."""
+    from runtime.crypto import new_hmac_key as new
+
+    return new()
+
+
+def _load_or_create(path: Path, create, check) -> str:
+    if path.exists():
+        value = path.read_text().strip()
+        check(path, value)
+        return value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = create()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return value
+
+
+def _check_pii_keys(path: Path, value: str) -> None:
+    from runtime.crypto import parse_keys
+
+    if value and ":" not in value:  # the Fernet key of an earlier version: its data cannot be read now
+        raise RuntimeError(
+            f"{path} holds a Fernet key from before AES-GCM encryption; the cases encrypted under "
+            "it cannot be read any more. Run `make clean-data` (it deletes local dev data only) and start again."
+        )
+    parse_keys(value, var=f"PII_ENCRYPTION_KEYS (from {path})")
+
+
+def _check_hmac_key(path: Path, value: str) -> None:
+    from runtime.crypto import parse_hmac_key
+
+    parse_hmac_key(value, var=f"PII_HMAC_KEY (from {path})")
 
 
 def load_or_create_pii_key(path: Path) -> str:
-    """The dev Fernet key, kept on disk so data encrypted in one `make run` decrypts in the next."""
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = new_pii_key()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
-    return key
+    """The dev PII_ENCRYPTION_KEYS, kept on disk so data encrypted in one `make run` decrypts in the next.
+    A Fernet key left by an earlier version is refused with a message saying to run `make clean-data`."""
+    return _load_or_create(path, new_pii_key, _check_pii_keys)
+
+
+def load_or_create_hmac_key(path: Path) -> str:
+    """The dev PII_HMAC_KEY (e.g. .data/pii-hmac.key), kept on disk so blind indexes stay valid across runs."""
+    return _load_or_create(path, new_hmac_key, _check_hmac_key)
+
+
+def new_auth_secret() -> str:
+    """A fresh AUTH_HS256_SECRET: the key development and test tokens are signed with (HS256)."""
+    import secrets
+
+    return secrets.token_urlsafe(32)
+
+
+def load_or_create_auth_secret(path: Path) -> str:
+    """The dev AUTH_HS256_SECRET (.data/auth.secret), kept so tokens from one `make run` work in the next."""
+    return _load_or_create(path, new_auth_secret, lambda _path, _value: None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,12 +202,17 @@ def service_env(
     ports: Ports,
     pii_keys: str,
     extra_env: Mapping[str, str] | None = None,
+    auth_secret: str | None = None,
+    pii_hmac_key: str | None = None,
 ) -> dict[str, str]:
     """The environment `python -m services.<name>` runs with."""
     env = _base_env(database_url, bootstrap, extra_env)
     env.update(HOST="127.0.0.1", PORT=str(ports.service(name)))
+    if auth_secret:  # every service verifies the HS256 dev tokens (AUTH_MODE may be overridden in extra_env)
+        env.update(AUTH_MODE=(extra_env or {}).get("AUTH_MODE", "hs256"), AUTH_HS256_SECRET=auth_secret)
     if name == "intake":
         env["PII_ENCRYPTION_KEYS"] = pii_keys
+        env["PII_HMAC_KEY"] = pii_hmac_key or new_hmac_key()
     if name == "notify":
         env.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(ports.smtp))
     return env
@@ -227,6 +283,8 @@ def start_services(
     extra_env: Mapping[str, str] | None = None,
     ready_timeout: float = 60.0,
     names: tuple[str, ...] = SERVICES,
+    auth_secret: str | None = None,
+    pii_hmac_key: str | None = None,
 ) -> Services:
     """Start the SMTP sink, then `names`, and wait for each one's GET /readyz to answer 200.
 
@@ -245,7 +303,8 @@ def start_services(
         supervisor.wait_ready("smtp", services._ready_url("smtp"), 30)
         for name in names:
             env = service_env(name, database_url=database_url, bootstrap=bootstrap, ports=ports,
-                              pii_keys=pii_keys, extra_env=extra_env)
+                              pii_keys=pii_keys, extra_env=extra_env, auth_secret=auth_secret,
+                              pii_hmac_key=pii_hmac_key)
             supervisor.start(name, [sys.executable, "-m", f"services.{name}"], env)
         for name in names:  # they start concurrently; the waits overlap
             supervisor.wait_ready(name, services._ready_url(name), ready_timeout)
@@ -269,9 +328,13 @@ class Stack:
         log_dir: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
         ready_timeout: float = 60.0,
+        auth_secret: str | None = None,
+        pii_hmac_key: str | None = None,
     ):
         self.ports = ports or Ports.from_env()
         self.pii_keys = pii_keys or new_pii_key()
+        self.pii_hmac_key = pii_hmac_key or new_hmac_key()
+        self.auth_secret = auth_secret or new_auth_secret()  # AUTH_HS256_SECRET of the services
         self.log_dir = log_dir
         self.extra_env = dict(extra_env or {})
         self.ready_timeout = ready_timeout
@@ -293,6 +356,18 @@ class Stack:
     def smtp_messages_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.smtp_http}/messages"
 
+    def token(self, *roles: str, sub: str = "test", name: str | None = None, ttl_s: float = 3600) -> str:
+        """A bearer token the services accept: stack.token("operator", sub="op-1")."""
+        from runtime.auth import AuthSettings, issue_token
+
+        settings = AuthSettings.from_env({**os.environ, **self.extra_env}, auth_mode="hs256",
+                                         auth_hs256_secret=self.auth_secret)
+        return issue_token(settings, sub=sub, roles=roles, name=name, ttl_s=ttl_s)
+
+    def auth_headers(self, *roles: str, sub: str = "test", name: str | None = None) -> dict[str, str]:
+        """{"Authorization": "Bearer ..."} for stack.token(*roles, sub=sub)."""
+        return {"Authorization": f"Bearer {self.token(*roles, sub=sub, name=name)}"}
+
     def start(self, prepare_quiet: bool = True) -> Stack:
         try:
             self.infra.start()
@@ -300,6 +375,7 @@ class Stack:
             self.services = start_services(
                 self.database_url, self.bootstrap, self.ports, pii_keys=self.pii_keys, log_dir=self.log_dir,
                 extra_env=self.extra_env, ready_timeout=self.ready_timeout,
+                auth_secret=self.auth_secret, pii_hmac_key=self.pii_hmac_key,
             )
         except BaseException:
             self.stop()

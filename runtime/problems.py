@@ -7,6 +7,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from runtime.logging import get_logger
 
 PROBLEM_JSON = "application/problem+json"
+_BODY_PARSE_ERROR = "There was an error parsing the body"
 TYPE_BASE = "https://hotline111.example/problems/"
 log = get_logger(__name__)
 
@@ -31,6 +32,24 @@ class NotFound(DomainError):
 class Conflict(DomainError):
     status = 409
     kind = "conflict"
+
+
+class Unauthorized(DomainError):
+    """No valid bearer token. `error` is the RFC 6750 error code for the WWW-Authenticate challenge
+    (None when no token was sent at all)."""
+
+    status = 401
+    kind = "unauthorized"
+
+    def __init__(self, detail: str, field: str | None = None, *, error: str | None = "invalid_token"):
+        super().__init__(detail, field)
+        challenge = 'Bearer realm="hotline111"' + (f', error="{error}"' if error else "")
+        self.headers = {"WWW-Authenticate": challenge}
+
+
+class Forbidden(DomainError):
+    status = 403
+    kind = "forbidden"
 
 
 def problem(status: int, title: str, detail: str, instance: str, kind: str, **extra) -> JSONResponse:
@@ -61,12 +80,20 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError):
         extra = {"errors": [{"field": exc.field, "in": "body", "detail": exc.detail, "code": exc.kind}]} if exc.field else {}
-        title = {404: "Not found", 409: "Conflict"}.get(exc.status, "Invalid request")
+        titles = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 409: "Conflict", 503: "Service unavailable"}
+        title = titles.get(exc.status, "Invalid request")
         # Same shape as field validation errors, so clients handle one format.
-        return problem(exc.status, title, exc.detail, request.url.path, exc.kind, **extra)
+        response = problem(exc.status, title, exc.detail, request.url.path, exc.kind, **extra)
+        response.headers.update(getattr(exc, "headers", None) or {})  # e.g. WWW-Authenticate on 401
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400 and exc.detail == _BODY_PARSE_ERROR:
+            # FastAPI's answer to a body that is not even text; to clients it is malformed JSON like any other.
+            errors = [{"field": "body", "in": "body", "detail": "not valid UTF-8 JSON", "code": "json_invalid"}]
+            return problem(422, "Invalid request", "body: not valid UTF-8 JSON", request.url.path,
+                           "validation-error", errors=errors)
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
         detail = exc.detail if isinstance(exc.detail, str) else title
         if exc.status_code == 404 and detail == "Not Found":

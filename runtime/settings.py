@@ -25,7 +25,9 @@ class ServiceSettings(BaseSettings):
 
 
 class PiiSettings(BaseSettings):
-    """Comma-separated Fernet keys; the first encrypts, all decrypt (prepend a new key to rotate)."""
+    """PII_ENCRYPTION_KEYS: comma-separated `kid:key` AES-256-GCM keys; the first encrypts, all decrypt
+    (prepend a new key to rotate, then re-encrypt). PII_HMAC_KEY: the separate key of the phone index."""
 
     model_config = SettingsConfigDict(extra="ignore")
     pii_encryption_keys: SecretStr
+    pii_hmac_key: SecretStr

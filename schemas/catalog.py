@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from schemas.events.cases import CaseReported
+from schemas.events.cases import CaseReported, CaseStatusChanged, CaseUpdated
+from schemas.events.contacts import ContactAttached, ContactRecorded
 from schemas.events.notifications import NotificationStatusChanged
 from schemas.events.referrals import ReferralCreated
 
@@ -43,6 +44,13 @@ TOPICS: tuple[Topic, ...] = (
         description="Case lifecycle events from intake. Key: case id.",
     ),
     Topic(
+        name="intake.contacts.v1",
+        partitions=6,
+        producer="intake",
+        consumers=("reporting",),
+        description="Every contact with the hotline, case or not. Key: case id if attached, else contact id.",
+    ),
+    Topic(
         name="referral.referrals.v1",
         partitions=6,
         producer="referral",
@@ -60,6 +68,16 @@ TOPICS: tuple[Topic, ...] = (
 
 EVENTS: tuple[EventSpec, ...] = (
     EventSpec(f"{TYPE_PREFIX}.case.reported.v1", CaseReported, "intake.cases.v1", "A case was reported."),
+    EventSpec(f"{TYPE_PREFIX}.case.updated.v1", CaseUpdated, "intake.cases.v1", "A case's facts changed."),
+    EventSpec(
+        f"{TYPE_PREFIX}.case.status-changed.v1", CaseStatusChanged, "intake.cases.v1", "A case changed status."
+    ),
+    EventSpec(
+        f"{TYPE_PREFIX}.contact.recorded.v1", ContactRecorded, "intake.contacts.v1", "A contact was recorded."
+    ),
+    EventSpec(
+        f"{TYPE_PREFIX}.contact.attached.v1", ContactAttached, "intake.contacts.v1", "A contact joined a case."
+    ),
     EventSpec(
         f"{TYPE_PREFIX}.referral.created.v1", ReferralCreated, "referral.referrals.v1", "A case was referred."
     ),

@@ -35,3 +35,6 @@ class EventPayload(BaseModel):
     """Base of every payload: unknown fields are kept out so consumers see only the contract."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country code.")]

@@ -9,6 +9,8 @@
 * The KafkaTopics equal schemas/catalog.py: names, partitions, DLQs.
 * Each service's Deployment, Service, ServiceMonitor, PodDisruptionBudget,
   database and NetworkPolicies are present and consistent with each other.
+* The services verify bearer tokens against the OIDC provider's JWKS (AUTH_MODE=jwks), may
+  reach it on 443, and never carry the development HS256 secret.
 * The kustomizations reference files that exist and leave none out; when
   ``kustomize`` or ``kubectl`` is on PATH, the rendered base and overlays are
   validated too.
@@ -31,6 +33,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from runtime.auth import AuthMode, AuthSettings
 from schemas.catalog import CATALOG
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,6 +58,7 @@ KUSTOMIZATION_KEYS = frozenset(
 )
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 SECRET_LIKE = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.IGNORECASE)
+OIDC_POLICY = "services-allow-oidc"  # egress of every service pod to the OIDC provider's JWKS
 
 
 # --------------------------------------------------------------------------- loading
@@ -539,6 +543,7 @@ def test_deployment_environment(svc: str) -> None:
     env, config_maps = _env_sources(main)
     if svc == "intake":
         assert env["PII_ENCRYPTION_KEYS"]["valueFrom"]["secretKeyRef"]["name"] == "intake-pii-keys"
+        assert env["PII_HMAC_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "intake-pii-keys"
     if svc == "notify":
         assert "notify-config" in config_maps
         settings = read_env_file(K8S_DIR / "base" / "notify" / "notify.env")
@@ -641,7 +646,11 @@ def test_service_egress_reaches_only_its_database_and_kafka(svc: str) -> None:
             for peer in rule["to"]:
                 pods = (peer.get("podSelector") or {}).get("matchLabels", {})
                 namespaces = (peer.get("namespaceSelector") or {}).get("matchLabels", {})
-                if namespaces.get("kubernetes.io/metadata.name") == "kube-system" and pods == {"k8s-app": "kube-dns"}:
+                if policy["metadata"]["name"] == OIDC_POLICY:
+                    # The OIDC provider's JWKS (outside the cluster by default), HTTPS only.
+                    assert _ports(rule) == {443}, f"{OIDC_POLICY}: HTTPS only"
+                    reached.add("oidc")
+                elif namespaces.get("kubernetes.io/metadata.name") == "kube-system" and pods == {"k8s-app": "kube-dns"}:
                     assert _ports(rule) == {53}
                     reached.add("dns")
                 elif "cnpg.io/cluster" in pods and not namespaces:
@@ -657,7 +666,26 @@ def test_service_egress_reaches_only_its_database_and_kafka(svc: str) -> None:
                     reached.add("outside")
                 else:
                     pytest.fail(f"{svc}: unexpected egress peer {peer} in {policy['metadata']['name']}")
-    assert {"dns", "database", "kafka"} <= reached, f"{svc} reaches only {sorted(reached)}"
+    assert {"dns", "database", "kafka", "oidc"} <= reached, f"{svc} reaches only {sorted(reached)}"
+
+
+def test_services_verify_tokens_with_the_oidc_provider() -> None:
+    """Production authentication: RS256/ES256 tokens checked against the provider's JWKS, never
+    the development HS256 secret."""
+    env = common_env()
+    settings = AuthSettings.from_env(env)  # what the services will parse
+    assert settings.auth_mode is AuthMode.JWKS
+    assert env["AUTH_JWKS_URL"].startswith("https://") and env["AUTH_ISSUER"].startswith("https://")
+    assert settings.auth_audience and settings.auth_roles_claim
+    for d in of_kind("Deployment"):
+        pod = d["spec"]["template"]["spec"]
+        for c in pod.get("initContainers", []) + pod["containers"]:
+            names = {e["name"] for e in c.get("env", [])}
+            assert not {"AUTH_MODE", "AUTH_HS256_SECRET"} & names, f"{d['metadata']['name']}/{c['name']}"
+    assert "AUTH_HS256_SECRET" not in env
+    docs = DOCS.read_text()
+    for key in ("AUTH_ISSUER", "AUTH_JWKS_URL", "AUTH_AUDIENCE", "AUTH_ROLES_CLAIM"):
+        assert key in docs, f"{DOCS.name} does not explain {key}"
 
 
 @pytest.mark.parametrize("svc", SERVICES)

@@ -4,9 +4,13 @@ import httpx
 from tests.support import eventually
 
 
+def operator_headers(stack) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.token('operator', sub='op-e2e')}"}
+
+
 async def report(http: httpx.AsyncClient, stack, **fields) -> dict:
     body = {"province_code": "01", "channel": "phone"} | fields
-    response = await http.post(f"{stack.url('intake')}/cases", json=body)
+    response = await http.post(f"{stack.url('intake')}/cases", json=body, headers=operator_headers(stack))
     assert response.status_code == 201, response.text
     return response.json() | {"trace_id": response.headers.get("x-trace-id")}
 

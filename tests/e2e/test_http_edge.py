@@ -3,6 +3,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tests.e2e.slice import operator_headers
+
 SERVICES = ("intake", "referral", "notify", "reporting")
 
 
@@ -26,11 +28,17 @@ async def case_rows(stack) -> int:
         ({"province_code": "01", "channel": "pigeon"}, "channel"),
         ({"province_code": "01", "surprise": 1}, "surprise"),
         ({"province_code": "01", "immediate_danger": True, "urgency": "normal"}, "urgency"),
+        ({"province_code": "01", "victims": [{"age": -1}]}, "victims.0.age"),
+        ({"province_code": "01", "victims": [{"age": 400}]}, "victims.0.age"),
+        ({"province_code": "01", "victims": [{"age": 15, "is_child": False}]}, "victims.0.is_child"),
+        ({"province_code": "01", "reported_at": "2999-01-01T00:00:00Z"}, "reported_at"),
+        ({"province_code": "01", "narrative": "x" * 20001}, "narrative"),
+        ({"province_code": "01", "exploitation": ["sightseeing"]}, "exploitation.0"),
     ],
 )
 async def test_invalid_report_is_a_problem_naming_the_field_and_writes_nothing(http, stack, body, field):
     before = await case_rows(stack)
-    response = await http.post(f"{stack.url('intake')}/cases", json=body)
+    response = await http.post(f"{stack.url('intake')}/cases", json=body, headers=operator_headers(stack))
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
@@ -42,13 +50,13 @@ async def test_invalid_report_is_a_problem_naming_the_field_and_writes_nothing(h
 
 async def test_malformed_json_is_a_problem(http, stack):
     response = await http.post(f"{stack.url('intake')}/cases", content=b'{"province_code": ',
-                               headers={"content-type": "application/json"})
+                               headers={"content-type": "application/json", **operator_headers(stack)})
     assert response.status_code == 422
     assert response.json()["errors"][0]["code"] == "json_invalid"
 
 
 async def test_problem_never_echoes_personal_data(http, stack):
-    response = await http.post(f"{stack.url('intake')}/cases",
+    response = await http.post(f"{stack.url('intake')}/cases", headers=operator_headers(stack),
                                json={"province_code": "01", "narrative": "x" * 20001})
     assert response.status_code == 422
     assert "xxxx" not in response.text

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.e2e.slice import emails_for, report, reported_count, wait_email
+from tests.e2e.slice import emails_for, operator_headers, report, reported_count, wait_email
 from tests.support import eventually
 
 
@@ -71,8 +71,9 @@ async def test_reports_taken_while_broker_is_frozen_each_take_effect_exactly_onc
 
 async def test_idempotency_key_makes_a_retried_report_one_case(http, stack):
     body = {"province_code": "48"}
-    first = await http.post(f"{stack.url('intake')}/cases", json=body, headers={"Idempotency-Key": "retry-1"})
-    again = await http.post(f"{stack.url('intake')}/cases", json=body, headers={"Idempotency-Key": "retry-1"})
+    headers = {**operator_headers(stack), "Idempotency-Key": "retry-1"}
+    first = await http.post(f"{stack.url('intake')}/cases", json=body, headers=headers)
+    again = await http.post(f"{stack.url('intake')}/cases", json=body, headers=headers)
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json()["id"] == again.json()["id"]
     await wait_email(http, stack, first.json()["case_number"])

@@ -2,66 +2,191 @@
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import Text, cast, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Text, and_, cast, func, insert, or_, select, update
 
-from runtime.problems import DomainError, NotFound
+from runtime import idempotency
+from runtime.pagination import decode_cursor, encode_cursor
+from runtime.problems import Conflict, DomainError, Forbidden, NotFound
 from runtime.uow import UnitOfWork
-from schemas.events.cases import CaseReported
-from services.intake.cases.schemas import CaseOut, CaseReportIn
-from services.intake.cases.urgency import is_below, urgency_floor
-from services.intake.models import case_number_seq, cases
+from schemas.events.cases import CaseReported, CaseStatusChanged, CaseUpdated
+from schemas.events.contacts import ContactAttached
+from schemas.vocab import CaseStatus
+from services.intake.actors import Actor
+from services.intake.cases import lifecycle
+from services.intake.cases.events import case_facts
+from services.intake.cases.repository import CASE_COLUMNS, case_row, load_cases, write_people
+from services.intake.cases.schemas import CaseFactsIn, CaseOut, CasePage, CasePatch, CaseReportIn, StatusChangeIn
+from services.intake.cases.urgency import highest, is_below, urgency_floor
+from services.intake.geography import check_commune
+from services.intake.models import case_number_seq, cases, contacts, idempotency_keys
 
-CASE_FIELDS = [cases.c[f] for f in CaseOut.model_fields]
+
+class PreconditionFailed(DomainError):
+    status = 412
+    kind = "precondition-failed"
 
 
-async def report_case(uow: UnitOfWork, report: CaseReportIn, idempotency_key: str | None) -> tuple[CaseOut, bool]:
+class PreconditionRequired(DomainError):
+    status = 428
+    kind = "precondition-required"
+
+
+def _child(facts: CaseFactsIn, current: bool = False) -> bool:
+    explicit = facts.child_victim if facts.child_victim is not None else current
+    return bool(explicit or any(v.is_child for v in facts.victims or ()))
+
+
+async def report_case(uow: UnitOfWork, actor: Actor, report: CaseReportIn,
+                      idempotency_key: str | None) -> tuple[CaseOut, bool]:
     """Record the case and its case-reported event atomically. Returns (case, created)."""
-    if idempotency_key and (existing := await _by_idempotency_key(uow, idempotency_key)):
-        return existing, False
-    floor = urgency_floor(report.immediate_danger, report.child_victim)
+    idem = idempotency.begin(idempotency_keys, f"{actor.subject}:POST /cases", idempotency_key,
+                             report.model_dump(mode="json"))
+    if idem and (first := await idem.replay(uow)):
+        return CaseOut.model_validate(first), False
+    contact = await _claim_contact(uow, report.contact_id) if report.contact_id else None
+    child = _child(report)
+    floor = urgency_floor(bool(report.immediate_danger), child, bool(report.violence), bool(report.moving_across_border))
     urgency = report.urgency or floor
-    if is_below(urgency, floor) and not (report.urgency_reason or "").strip():
-        raise DomainError(f"urgency below the floor '{floor}' needs an urgency_reason", field="urgency")
+    if is_below(urgency, floor) and not report.urgency_reason:
+        raise DomainError(f"below the floor '{floor}' set by the facts; give an urgency_reason", field="urgency")
     now = datetime.now(UTC)
     case_id = uuid.uuid4()
-    number_sql = func.concat(f"111-{now.year}-", func.lpad(cast(case_number_seq.next_value(), Text), 6, "0"))
-    created = (await uow.session.execute(
-        cases.insert().values(
-            id=case_id, case_number=number_sql, status="open", channel=report.channel,
-            province_code=report.province_code, commune_code=report.commune_code,
-            immediate_danger=report.immediate_danger, child_victim=report.child_victim,
-            urgency=urgency, urgency_floor=floor, urgency_reason=report.urgency_reason,
-            narrative=report.narrative, idempotency_key=idempotency_key, reported_at=now,
-        ).returning(*CASE_FIELDS)
-    )).mappings().one()
-    number = created["case_number"]
-    uow.emit(
-        CaseReported(
-            case_id=case_id, case_number=number, reported_at=now, channel=report.channel,
-            province_code=report.province_code, commune_code=report.commune_code, urgency=urgency,
-        ),
-        key=str(case_id),
-        subject=number,
-    )
-    try:
-        await uow.commit()
-    except IntegrityError:
-        # Two retries of one submission raced; the other one won.
-        await uow.session.rollback()
-        if idempotency_key and (existing := await _by_idempotency_key(uow, idempotency_key)):
-            return existing, False
-        raise
-    return CaseOut.model_validate(dict(created)), True
+    number = func.concat(f"111-{now.year}-", func.lpad(cast(case_number_seq.next_value(), Text), 6, "0"))
+    values = report.model_dump(exclude={"victims", "traffickers", "contact_id", "channel", "reported_at"},
+                               exclude_none=True)
+    values |= {f: bool(getattr(report, f)) for f in ("immediate_danger", "violence", "moving_across_border", "at_sea")}
+    row = values | {  # what intake computes overrides what was sent
+        "id": case_id, "case_number": number, "status": CaseStatus.open, "channel": report.channel,
+        "operator": actor.subject, "child_victim": child, "urgency": urgency, "urgency_floor": floor,
+        "consent_share_identity": bool(contact and contact["consent_share_identity"]),
+        "reported_at": report.reported_at or now, "created_at": now, "updated_at": now,
+    }
+    await uow.session.execute(insert(cases).values(**row))
+    await write_people(uow, case_id, report.victims or [], report.traffickers or [])
+    if contact:
+        await uow.session.execute(update(contacts).where(contacts.c.id == contact["id"]).values(case_id=case_id))
+    case = (await load_cases(uow, [await case_row(uow, case_id)]))[0]
+    uow.emit(CaseReported(**case_facts(case), reported_at=case.reported_at, channel=case.channel),
+             key=str(case_id), subject=case.case_number)
+    if contact:
+        uow.emit(ContactAttached(contact_id=contact["id"], case_id=case_id, contact_type=contact["contact_type"]),
+                 key=str(case_id))
+    if idem:
+        await idem.remember(uow, 201, case.model_dump(mode="json"))
+    await uow.commit()
+    return case, True
 
 
-async def get_case(uow: UnitOfWork, case_id: uuid.UUID) -> CaseOut:
-    row = (await uow.session.execute(select(*CASE_FIELDS).where(cases.c.id == case_id))).mappings().first()
+async def _claim_contact(uow: UnitOfWork, contact_id: uuid.UUID):
+    row = (await uow.session.execute(
+        select(contacts.c.id, contacts.c.case_id, contacts.c.contact_type, contacts.c.consent_share_identity)
+        .where(contacts.c.id == contact_id).with_for_update()
+    )).mappings().first()
     if row is None:
+        raise DomainError(f"no contact {contact_id}", field="contact_id")
+    if row["case_id"] is not None:
+        raise Conflict(f"contact {contact_id} already belongs to a case", field="contact_id")
+    return row
+
+
+async def get_case(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID) -> CaseOut:
+    row = await case_row(uow, case_id)
+    if row is None or not actor.may_see(row["operator"]):
         raise NotFound(f"no case {case_id}")
-    return CaseOut.model_validate(dict(row))
+    return (await load_cases(uow, [row]))[0]
 
 
-async def _by_idempotency_key(uow: UnitOfWork, key: str) -> CaseOut | None:
-    row = (await uow.session.execute(select(*CASE_FIELDS).where(cases.c.idempotency_key == key))).mappings().first()
-    return CaseOut.model_validate(dict(row)) if row else None
+async def list_cases(uow: UnitOfWork, actor: Actor, *, status=None, urgency=None, province_code=None,
+                     reported_from=None, reported_to=None, operator=None, cursor=None, limit=50) -> CasePage:
+    query = select(*CASE_COLUMNS)
+    conditions = [
+        cases.c.status == status if status else None,
+        cases.c.urgency == urgency if urgency else None,
+        cases.c.province_code == province_code if province_code else None,
+        cases.c.reported_at >= reported_from if reported_from else None,
+        cases.c.reported_at < reported_to if reported_to else None,
+        cases.c.operator == operator if operator else None,
+        None if actor.is_supervisor else cases.c.operator == actor.subject,
+    ]
+    if cursor:
+        at, last_id = decode_cursor(cursor)
+        conditions.append(or_(cases.c.reported_at < at, and_(cases.c.reported_at == at, cases.c.id < last_id)))
+    query = query.where(*[c for c in conditions if c is not None])
+    rows = (await uow.session.execute(
+        query.order_by(cases.c.reported_at.desc(), cases.c.id.desc()).limit(limit + 1)
+    )).mappings().all()
+    page = await load_cases(uow, rows[:limit])
+    more = len(rows) > limit
+    return CasePage(items=page, next_cursor=encode_cursor(page[-1].reported_at, page[-1].id) if more else None)
+
+
+async def _locked_for_change(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID, if_match: int | None):
+    if if_match is None:
+        raise PreconditionRequired("send If-Match with the case's ETag to change it", field="If-Match")
+    row = await case_row(uow, case_id, cases.c.urgency_reason, for_update=True)
+    if row is None or not actor.may_see(row["operator"]):
+        raise NotFound(f"no case {case_id}")
+    if row["version"] != if_match:
+        raise PreconditionFailed(
+            f"the case changed since you read it (now version {row['version']}); reload and reapply",
+            field="If-Match",
+        )
+    return row
+
+
+async def update_case(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID, patch: CasePatch,
+                      if_match: int | None) -> CaseOut:
+    row = await _locked_for_change(uow, actor, case_id, if_match)
+    changed = sorted(patch.model_fields_set)
+    if not changed:
+        return (await load_cases(uow, [row]))[0]
+    current = (await load_cases(uow, [row]))[0]
+    merged = {f: getattr(patch, f) if f in patch.model_fields_set else getattr(current, f, None)
+              for f in ("immediate_danger", "violence", "moving_across_border")}
+    victims_now = patch.victims if patch.victims is not None else current.victims
+    child = bool((patch.child_victim if patch.child_victim is not None else current.child_victim)
+                 or any(v.is_child for v in victims_now))
+    floor = urgency_floor(bool(merged["immediate_danger"]), child, bool(merged["violence"]),
+                          bool(merged["moving_across_border"]))
+    reason = patch.urgency_reason or row["urgency_reason"]
+    if patch.urgency is not None and is_below(patch.urgency, floor) and not reason:
+        raise DomainError(f"below the floor '{floor}' set by the facts; give an urgency_reason", field="urgency")
+    # Worse facts raise the urgency by themselves; lowering is always an explicit, reasoned act.
+    urgency = patch.urgency or (current.urgency if reason else highest(current.urgency, floor))
+    values = patch.model_dump(include=patch.model_fields_set - {"victims", "traffickers", "child_victim"})
+    if "province_code" in values and "commune_code" not in values:
+        values["commune_code"] = None  # a commune of the old province no longer applies
+    if values.get("commune_code"):
+        try:
+            check_commune(values["commune_code"], values.get("province_code", current.province_code))
+        except ValueError as exc:
+            raise DomainError(str(exc), field="commune_code") from exc
+    await uow.session.execute(update(cases).where(cases.c.id == case_id).values(
+        **values, child_victim=child, urgency=urgency, urgency_floor=floor,
+        version=cases.c.version + 1, updated_at=datetime.now(UTC),
+    ))
+    await write_people(uow, case_id, patch.victims, patch.traffickers)
+    case = (await load_cases(uow, [await case_row(uow, case_id)]))[0]
+    uow.emit(CaseUpdated(**case_facts(case), changed=changed, updated_at=case.updated_at),
+             key=str(case_id), subject=case.case_number)
+    await uow.commit()
+    return case
+
+
+async def change_status(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID, change: StatusChangeIn,
+                        if_match: int | None) -> CaseOut:
+    row = await _locked_for_change(uow, actor, case_id, if_match)
+    if why_not := lifecycle.check(row["status"], change.status, actor.is_supervisor):
+        raise Forbidden(why_not) if "supervisor" in why_not else DomainError(why_not, field="status")
+    now = datetime.now(UTC)
+    await uow.session.execute(update(cases).where(cases.c.id == case_id).values(
+        status=change.status, outcome=change.outcome, version=cases.c.version + 1, updated_at=now,
+        closed_at=now if change.status == CaseStatus.closed else None,
+    ))
+    case = (await load_cases(uow, [await case_row(uow, case_id)]))[0]
+    uow.emit(CaseStatusChanged(
+        case_id=case_id, case_number=case.case_number, province_code=case.province_code, version=case.version,
+        from_status=row["status"], to_status=change.status, outcome=change.outcome, changed_at=now,
+    ), key=str(case_id), subject=case.case_number)
+    await uow.commit()
+    return case

@@ -1,34 +1,110 @@
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 
+from runtime.auth import Principal, Role, require
+from runtime.problems import DomainError
 from runtime.service import get_uow
 from runtime.uow import UnitOfWork
-from services.intake.cases import service
-from services.intake.cases.schemas import CaseOut, CaseReportIn
+from schemas.events.common import Urgency
+from schemas.vocab import CaseStatus
+from services.intake.actors import Actor
+from services.intake.cases import personal, service
+from services.intake.cases.schemas import (
+    CaseOut, CasePage, CasePatch, CaseReportIn, NoteIn, NoteOut, PersonalDataOut, StatusChangeIn,
+)
 
 router = APIRouter(prefix="/cases", tags=["cases"])
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
+Staff = Annotated[Principal, Depends(require(Role.OPERATOR, Role.SUPERVISOR))]
+IdempotencyKey = Annotated[str | None, Header(max_length=200, description="Makes a retried POST safe.")]
+IfMatch = Annotated[str | None, Header(description="The ETag of the case as you last read it.")]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=CaseOut)
-async def report_case(
-    report: CaseReportIn,
-    uow: Uow,
-    response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
-) -> CaseOut:
-    """Record a report of suspected trafficking as a case; referral acts on it within seconds.
+def actor(principal: Principal) -> Actor:
+    return Actor(principal.subject, principal.has(Role.SUPERVISOR))
 
-    Send an `Idempotency-Key` header to make retries safe: a repeat returns the first case (200).
-    """
-    case, created = await service.report_case(uow, report, idempotency_key)
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    response.headers["Location"] = f"/cases/{case.id}"
+
+def etag(case: CaseOut) -> str:
+    return f'"{case.version}"'
+
+
+def parse_if_match(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value.removeprefix("W/").strip('"'))
+    except ValueError as exc:
+        raise DomainError("not an ETag this API issued", field="If-Match") from exc
+
+
+def _with_etag(response: Response, case: CaseOut) -> CaseOut:
+    response.headers["ETag"] = etag(case)
     return case
 
 
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=CaseOut)
+async def report_case(report: CaseReportIn, uow: Uow, principal: Staff, response: Response,
+                      idempotency_key: IdempotencyKey = None) -> CaseOut:
+    """Record a report of suspected trafficking as a case; referral acts on it within seconds.
+
+    With an `Idempotency-Key`, a retry returns the first case (200); the same key with another body is a 422.
+    """
+    case, created = await service.report_case(uow, actor(principal), report, idempotency_key)
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    response.headers["Location"] = f"/cases/{case.id}"
+    return _with_etag(response, case)
+
+
+@router.get("", response_model=CasePage)
+async def list_cases(
+    uow: Uow, principal: Staff,
+    status_: Annotated[CaseStatus | None, Query(alias="status")] = None,
+    urgency: Urgency | None = None,
+    province_code: Annotated[str | None, Query(pattern=r"^[0-9]{2}$")] = None,
+    reported_from: datetime | None = None,
+    reported_to: datetime | None = None,
+    operator: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> CasePage:
+    """Newest first. Operators see their own cases; supervisors see all."""
+    return await service.list_cases(uow, actor(principal), status=status_, urgency=urgency,
+                                    province_code=province_code, reported_from=reported_from,
+                                    reported_to=reported_to, operator=operator, cursor=cursor, limit=limit)
+
+
 @router.get("/{case_id}", response_model=CaseOut)
-async def get_case(case_id: UUID, uow: Uow) -> CaseOut:
-    return await service.get_case(uow, case_id)
+async def get_case(case_id: UUID, uow: Uow, principal: Staff, response: Response) -> CaseOut:
+    """The case without personal data; its `ETag` is the version to send back in `If-Match`."""
+    return _with_etag(response, await service.get_case(uow, actor(principal), case_id))
+
+
+@router.patch("/{case_id}", response_model=CaseOut)
+async def update_case(case_id: UUID, patch: CasePatch, uow: Uow, principal: Staff, response: Response,
+                      if_match: IfMatch = None) -> CaseOut:
+    """Change facts. Needs `If-Match`: a stale ETag is a 412, so nobody silently overwrites anybody."""
+    case = await service.update_case(uow, actor(principal), case_id, patch, parse_if_match(if_match))
+    return _with_etag(response, case)
+
+
+@router.post("/{case_id}/status", response_model=CaseOut)
+async def change_status(case_id: UUID, change: StatusChangeIn, uow: Uow, principal: Staff, response: Response,
+                        if_match: IfMatch = None) -> CaseOut:
+    """open → referred → in progress → closed (with an outcome). Reopening is for supervisors."""
+    case = await service.change_status(uow, actor(principal), case_id, change, parse_if_match(if_match))
+    return _with_etag(response, case)
+
+
+@router.get("/{case_id}/personal-data", response_model=PersonalDataOut)
+async def personal_data(case_id: UUID, uow: Uow, principal: Staff) -> PersonalDataOut:
+    """Names, free text and notes of the case. Each read is recorded in the audit log."""
+    return await personal.read_personal_data(uow, actor(principal), case_id)
+
+
+@router.post("/{case_id}/notes", status_code=status.HTTP_201_CREATED, response_model=NoteOut)
+async def add_note(case_id: UUID, note: NoteIn, uow: Uow, principal: Staff) -> NoteOut:
+    """A note on the case, stored encrypted."""
+    return await personal.add_note(uow, actor(principal), case_id, note)

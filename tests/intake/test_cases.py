@@ -1,0 +1,121 @@
+"""Cases over the running intake and real PostgreSQL: facts, urgency floor, lifecycle, concurrency."""
+import pytest
+
+FULL_CASE = {
+    "province_code": "01", "commune_code": "00070", "channel": "phone",
+    "victims": [{"name": "Lò Thị D", "sex": "female", "age": 16, "nationality": "VN", "ethnicity": "Thái",
+                 "needs": ["shelter", "psychological"]},
+                {"sex": "female", "age_band": "21-23"}],
+    "traffickers": [{"description": "man called Tuan with a scar", "role": "recruiter", "relationship": "friend"}],
+    "exploitation": ["forced_marriage"], "means_of_control": ["withholds_documents", "restricts_movement"],
+    "recruitment_channel": "zalo", "moving_across_border": True, "destination_country": "CN",
+    "narrative": "Called from a bus near Lào Cai",
+}
+
+
+async def create(api, body=None, **headers):
+    r = await api.post("/cases", json=body or {"province_code": "01"}, headers=headers)
+    assert r.status_code in (200, 201), r.text
+    return r
+
+
+async def test_full_case_is_recorded_without_personal_data_in_the_answer(operator):
+    r = await create(operator, FULL_CASE)
+    case = r.json()
+    assert r.headers["etag"] == '"1"'
+    assert case["child_victim"] and case["urgency"] == "emergency"  # moving across a border now
+    assert [v["age_band"] for v in case["victims"]] == ["9-17", "21-23"]
+    assert [v["is_child"] for v in case["victims"]] == [True, False]
+    assert "Lò" not in r.text and "Tuan" not in r.text and "bus" not in r.text and "Thái" not in r.text
+
+
+@pytest.mark.parametrize(("facts", "floor"), [
+    ({}, "normal"),
+    ({"child_victim": True}, "high"),
+    ({"victims": [{"age": 12}]}, "high"),
+    ({"violence": True}, "high"),
+    ({"immediate_danger": True}, "emergency"),
+    ({"moving_across_border": True}, "emergency"),
+])
+async def test_urgency_floor_follows_the_facts(operator, facts, floor):
+    case = (await create(operator, {"province_code": "01", **facts})).json()
+    assert (case["urgency_floor"], case["urgency"]) == (floor, floor)
+
+
+async def test_lowering_below_the_floor_needs_a_reason(operator):
+    r = await operator.post("/cases", json={"province_code": "01", "violence": True, "urgency": "normal"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "urgency"
+    ok = await create(operator, {"province_code": "01", "violence": True, "urgency": "normal",
+                                 "urgency_reason": "the violence was years ago; person is safe now"})
+    assert (ok.json()["urgency"], ok.json()["urgency_floor"]) == ("normal", "high")
+
+
+async def test_raising_above_the_floor_is_free(operator):
+    case = (await create(operator, {"province_code": "01", "urgency": "emergency"})).json()
+    assert (case["urgency"], case["urgency_floor"]) == ("emergency", "normal")
+
+
+async def test_idempotency_replays_and_refuses_a_different_body(operator):
+    body = {"province_code": "46"}
+    first = await operator.post("/cases", json=body, headers={"Idempotency-Key": "k-1"})
+    again = await operator.post("/cases", json=body, headers={"Idempotency-Key": "k-1"})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json() == again.json()
+    other = await operator.post("/cases", json={"province_code": "48"}, headers={"Idempotency-Key": "k-1"})
+    assert other.status_code == 422 and other.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+async def test_update_needs_if_match_and_refuses_a_stale_one(operator):
+    case = (await create(operator)).json()
+    path = f"/cases/{case['id']}"
+    assert (await operator.patch(path, json={"violence": True})).status_code == 428
+    first = await operator.patch(path, json={"violence": True}, headers={"If-Match": '"1"'})
+    assert first.status_code == 200 and first.headers["etag"] == '"2"'
+    assert first.json()["urgency"] == "high"  # worse facts raise the urgency by themselves
+    stale = await operator.patch(path, json={"at_sea": True}, headers={"If-Match": '"1"'})
+    assert stale.status_code == 412 and stale.json()["errors"][0]["field"] == "If-Match"
+    assert (await operator.get(path)).json()["at_sea"] is False  # nothing was overwritten
+
+
+async def test_update_replaces_victims_and_checks_commune_against_province(operator):
+    case = (await create(operator, FULL_CASE)).json()
+    path = f"/cases/{case['id']}"
+    r = await operator.patch(path, json={"victims": [{"age": 30}]}, headers={"If-Match": '"1"'})
+    assert [v["age_band"] for v in r.json()["victims"]] == ["30-38"]
+    bad = await operator.patch(path, json={"commune_code": "26734"}, headers={"If-Match": '"2"'})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "commune_code"
+
+
+async def test_lifecycle_with_outcome_and_supervisor_reopen(operator, as_role):
+    case = (await create(operator)).json()
+    path = f"/cases/{case['id']}"
+
+    async def move(api, version, **body):
+        return await api.post(f"{path}/status", json=body, headers={"If-Match": f'"{version}"'})
+
+    assert (await move(operator, 1, status="in_progress")).status_code == 200
+    no_outcome = await move(operator, 2, status="closed")
+    assert no_outcome.status_code == 422 and no_outcome.json()["errors"][0]["field"] == "outcome"
+    closed = await move(operator, 2, status="closed", outcome="assisted")
+    assert (closed.json()["status"], closed.json()["outcome"]) == ("closed", "assisted")
+    assert (await move(operator, 3, status="open")).status_code == 403
+    reopened = await move(as_role("supervisor", sub="sup-1"), 3, status="open")
+    assert reopened.status_code == 200 and reopened.json()["outcome"] is None
+    backwards = await move(operator, 4, status="closed", outcome="duplicate")
+    assert backwards.status_code == 200
+
+
+async def test_list_filters_and_cursor_pagination(as_role):
+    api = as_role("operator", sub="op-pages")
+    made = [(await create(api, {"province_code": "22", "urgency": "high"})).json()["id"] for _ in range(5)]
+    await create(api, {"province_code": "22"})
+    seen, cursor = [], None
+    while True:
+        params = {"province_code": "22", "urgency": "high", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await api.get("/cases", params=params)).json()
+        seen += [c["id"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == list(reversed(made))
+    assert (await api.get("/cases", params={"cursor": "garbage!"})).status_code == 422
