@@ -1,6 +1,8 @@
 """`python -m bench` (make bench): throughput and latency of the thin slice, beside ceilings measured
 in the same run on the same PostgreSQL and broker. See docs/benchmarks.md.
 
+`python -m bench intake [--help]` measures intake alone instead (bench/intake.py).
+
 Starts a fresh stack in a temp dir (DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS, if set, are used
 instead but must be on this machine), prints one table and writes bench/results/<UTC>.json.
 """
@@ -8,22 +10,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
-
-import asyncpg
 
 from bench import ceilings, e2e, machine, report
+from bench.common import check_local, fetchval, pg_counters, say
 from devstack.stack import Ports, Stack
 from runtime.db import asyncpg_dsn
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # (quick, default): quick is a smoke run of about a minute and a half.
 PROFILES = {
     "reports": (300, 2000),
@@ -60,44 +58,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def check_local() -> None:
-    """Load goes to this machine only: refuse an external DATABASE_URL or broker elsewhere."""
-    hosts = []
-    if url := os.environ.get("DATABASE_URL"):
-        hosts.append(urlsplit(url).hostname)
-    if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        hosts += [urlsplit(f"//{s.strip()}").hostname for s in servers.split(",")]
-    if bad := [h for h in hosts if h not in LOOPBACK]:
-        sys.exit(f"bench: refusing to load non-local hosts {bad}; unset DATABASE_URL/KAFKA_BOOTSTRAP_SERVERS")
-
-
-def say(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-async def _fetchval(dsn: str, sql: str):
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetchval(sql)
-    finally:
-        await conn.close()
-
-
-async def _pg_counters(dsn: str) -> tuple[int, int | None]:
-    """(transactions committed, WAL fsyncs) so far. Backends publish their counters about once a
-    second when idle, so wait for the last ones first."""
-    await asyncio.sleep(2)
-    xacts = await _fetchval(dsn, "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
-    try:  # pg_stat_io exists from PostgreSQL 16
-        fsyncs = await _fetchval(dsn, "SELECT sum(fsyncs)::bigint FROM pg_stat_io WHERE object = 'wal'")
-    except asyncpg.PostgresError:
-        fsyncs = None
-    return xacts, fsyncs
-
-
 async def measure(stack: Stack, args: argparse.Namespace, log_dir: Path) -> dict:
     dsn = asyncpg_dsn(stack.database_url)
-    out: dict = {"machine": machine.facts(await _fetchval(dsn, "SHOW server_version")), "cpu": {}}
+    out: dict = {"machine": machine.facts(await fetchval(dsn, "SHOW server_version")), "cpu": {}}
     pids = machine.stack_pids(stack)
 
     say("warm-up: 20 reports")
@@ -109,13 +72,13 @@ async def measure(stack: Stack, args: argparse.Namespace, log_dir: Path) -> dict
     out["cpu_idle"] = machine.cpu_delta(before, machine.cpu_seconds(pids), args.idle_seconds, 0)
 
     say(f"throughput: {args.reports} reports, {args.concurrency} in flight")
-    pg_before = await _pg_counters(dsn)
+    pg_before = await pg_counters(dsn)
     before, t0 = machine.cpu_seconds(pids), time.perf_counter()
     out["throughput"] = t = await e2e.throughput(stack, args.reports, args.concurrency, args.drain_timeout)
     out["cpu"]["throughput"] = machine.cpu_delta(before, machine.cpu_seconds(pids), time.perf_counter() - t0,
                                                  t["accepted"])
     # Read-only transactions count too; a WAL fsync is the durable part (group commit shares them).
-    pg_after, per = await _pg_counters(dsn), max(1, t["accepted"])
+    pg_after, per = await pg_counters(dsn), max(1, t["accepted"])
     t["pg_transactions_per_report"] = round((pg_after[0] - pg_before[0]) / per, 1)
     t["pg_wal_fsyncs_per_report"] = round((pg_after[1] - pg_before[1]) / per, 1) if pg_after[1] is not None else None
     say(f"  intake {t['intake_rate_per_s']}/s, end-to-end {t['e2e_rate_per_s']}/s")
@@ -149,6 +112,11 @@ async def measure(stack: Stack, args: argparse.Namespace, log_dir: Path) -> dict
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["intake"]:  # `python -m bench intake`: intake alone, see bench/intake.py
+        from bench import intake
+
+        return intake.main(argv[1:])
     args = parse_args(argv)
     check_local()
     started = datetime.now(UTC)
@@ -169,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         finally:
             stack.stop()
-    results |= {"started_at": started.isoformat(), "command": " ".join(["python -m bench", *(argv or sys.argv[1:])]),
+    results |= {"started_at": started.isoformat(), "command": " ".join(["python -m bench", *argv]),
                 "args": vars(args)}
     print(report.render(results))
     path = report.write_json(results, started.strftime("%Y%m%dT%H%M%SZ"))

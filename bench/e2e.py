@@ -21,6 +21,12 @@ def report_body():
     return lambda i: {"province_code": next(codes), "channel": "phone"}
 
 
+def operator_headers(stack):
+    """Intake wants a bearer JWT with the operator role: one token for the whole run."""
+    headers = stack.auth_headers("operator", sub="bench")
+    return lambda i: headers
+
+
 class SinkWatcher:
     """Polls the SMTP sink in the background and remembers when each case's first email arrived.
 
@@ -90,7 +96,8 @@ async def clear_sink(http: httpx.AsyncClient, messages_url: str) -> None:
 async def warm_up(stack, n: int = 20, timeout: float = 60.0) -> None:
     """A few reports first, so connection pools, imports and the consumer groups are warm."""
     async with load.Clients() as clients, load.client(2) as http:
-        run = await load.closed_loop(clients, f"{stack.url('intake')}/cases", report_body(), n, 4)
+        run = await load.closed_loop(clients, f"{stack.url('intake')}/cases", report_body(), n, 4,
+                                     operator_headers(stack))
         if len(run.ok) != n:
             raise RuntimeError(f"warm-up: intake answered {run.errors()}")
         async with SinkWatcher(http, stack.smtp_messages_url) as sink:
@@ -104,7 +111,7 @@ async def throughput(stack, n: int, concurrency: int, drain_timeout: float) -> d
     url = f"{stack.url('intake')}/cases"
     async with load.Clients() as clients, load.client(2) as sink_http:
         async with SinkWatcher(sink_http, stack.smtp_messages_url) as sink:
-            run = await load.closed_loop(clients, url, report_body(), n, concurrency)
+            run = await load.closed_loop(clients, url, report_body(), n, concurrency, operator_headers(stack))
             sent = {s.body["case_number"]: s for s in run.ok}
             drained = await sink.wait_for(set(sent), drain_timeout)
         await clear_sink(sink_http, stack.smtp_messages_url)
@@ -133,7 +140,7 @@ async def latency(stack, rate_per_s: float, duration: float, drain_timeout: floa
     url = f"{stack.url('intake')}/cases"
     async with load.Clients() as clients, load.client(2) as sink_http:
         async with SinkWatcher(sink_http, stack.smtp_messages_url) as sink:
-            run = await load.open_loop(clients, url, report_body(), rate_per_s, duration)
+            run = await load.open_loop(clients, url, report_body(), rate_per_s, duration, operator_headers(stack))
             sent = {s.body["case_number"]: s for s in run.ok}
             drained = await sink.wait_for(set(sent), drain_timeout)
         await clear_sink(sink_http, stack.smtp_messages_url)

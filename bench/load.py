@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import httpx
 
 Body = Callable[[int], dict]
+Headers = Callable[[int], dict] | None  # per-request headers (bearer token, Idempotency-Key)
 
 
 @dataclass
@@ -77,10 +78,11 @@ class Clients:
         await asyncio.gather(*(c.aclose() for c in self._all), return_exceptions=True)
 
 
-async def _post(clients: Clients, url: str, i: int, body: dict, t0: float, wall: float) -> Sample:
+async def _post(clients: Clients, url: str, i: int, body: dict, t0: float, wall: float,
+                headers: dict | None = None) -> Sample:
     http = clients.take()
     try:
-        resp = await http.post(url, json=body)
+        resp = await http.post(url, json=body, headers=headers)
         latency = time.perf_counter() - t0
         data = resp.json() if 200 <= resp.status_code < 300 else None
         return Sample(i, resp.status_code, latency, wall, data)
@@ -90,7 +92,8 @@ async def _post(clients: Clients, url: str, i: int, body: dict, t0: float, wall:
         clients.give(http)
 
 
-async def closed_loop(clients: Clients, url: str, make_body: Body, n: int, concurrency: int) -> Run:
+async def closed_loop(clients: Clients, url: str, make_body: Body, n: int, concurrency: int,
+                      make_headers: Headers = None) -> Run:
     """n POSTs, `concurrency` in flight at all times: measures how fast the server takes work."""
     run = Run(started_wall=time.time())
     counter = itertools.count()
@@ -99,14 +102,16 @@ async def closed_loop(clients: Clients, url: str, make_body: Body, n: int, concu
     async def worker() -> None:
         while (i := next(counter)) < n:
             t0 = time.perf_counter()
-            run.samples.append(await _post(clients, url, i, make_body(i), t0, time.time()))
+            headers = make_headers(i) if make_headers else None
+            run.samples.append(await _post(clients, url, i, make_body(i), t0, time.time(), headers))
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     run.elapsed_s = time.perf_counter() - started
     return run
 
 
-async def open_loop(clients: Clients, url: str, make_body: Body, rate: float, duration: float) -> Run:
+async def open_loop(clients: Clients, url: str, make_body: Body, rate: float, duration: float,
+                    make_headers: Headers = None) -> Run:
     """POSTs on a fixed schedule, each launched as its own task whatever earlier ones are doing.
 
     Latency counts from the scheduled time, not the actual send, so a stalled client or server
@@ -123,7 +128,8 @@ async def open_loop(clients: Clients, url: str, make_body: Body, rate: float, du
         if delay > 0:
             await asyncio.sleep(delay)
         run.max_launch_lag_s = max(run.max_launch_lag_s, time.perf_counter() - due)
-        tasks.append(asyncio.create_task(_post(clients, url, i, make_body(i), due, start_wall + i / rate)))
+        headers = make_headers(i) if make_headers else None
+        tasks.append(asyncio.create_task(_post(clients, url, i, make_body(i), due, start_wall + i / rate, headers)))
     run.samples = list(await asyncio.gather(*tasks))
     run.elapsed_s = time.perf_counter() - start_perf
     return run

@@ -59,7 +59,8 @@ def stack_pids(stack) -> dict[str, int]:
     pids = {"bench (load client)": os.getpid()}
     if stack.services:
         for name in ("intake", "referral", "notify", "reporting", "smtp"):
-            pids[name] = stack.services.pid(name)
+            if name in stack.services.supervisor.children:  # `bench intake` runs intake alone
+                pids[name] = stack.services.pid(name)
     if stack.infra.broker:
         pids["tansu"] = stack.infra.broker.pid
     if stack.infra.postgres:

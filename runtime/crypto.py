@@ -320,7 +320,17 @@ def normalise_phone(raw: str) -> str:
     return digits
 
 
-_NORMALISERS = {"phone": normalise_phone}
+def normalise_name(raw: str) -> str:
+    """Vietnamese names as people type them: accents, case and spacing do not matter ("Lò Thị D" == "lo thi d")."""
+    folded = unicodedata.normalize("NFKD", raw.replace("đ", "d").replace("Đ", "D"))
+    letters = "".join(ch for ch in folded if not unicodedata.combining(ch)).casefold()
+    words = "".join(ch if ch.isalnum() else " " for ch in letters).split()
+    if not words:
+        raise ValueError("a name needs at least one letter or digit")
+    return " ".join(words)
+
+
+_NORMALISERS = {"phone": normalise_phone, "name": normalise_name, "suspect": normalise_name}
 
 
 def blind_index(value: str, kind: str) -> bytes:

@@ -67,3 +67,14 @@ class CaseStatusChanged(EventPayload):
     to_status: CaseStatus = Field(description="Status after.")
     outcome: CaseOutcome | None = Field(None, description="Set when the case is closed.")
     changed_at: AwareDatetime = Field(description="When the status changed.")
+
+
+class CaseMerged(EventPayload):
+    """A case was found to duplicate another; it is closed and points at the surviving case. Both keep
+    their histories."""
+
+    case_id: UUID = Field(description="The duplicate, now closed; also the Kafka key of the event.")
+    case_number: str = Field(description="Its case number.")
+    into_case_id: UUID = Field(description="The surviving case.")
+    into_case_number: str = Field(description="The surviving case's number.")
+    merged_at: AwareDatetime = Field(description="When the supervisor merged them.")

@@ -7,6 +7,7 @@ from services.intake.audit_views import router as audit_router
 from services.intake.cases.views import router as cases_router
 from services.intake.contacts.views import router as contacts_router
 from services.intake.models import metadata
+from services.intake.supervision_views import router as supervision_router
 from services.intake.settings import IntakeSettings
 
 
@@ -15,7 +16,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     crypto.configure(settings)
     runtime = ServiceRuntime("intake", metadata, settings)
     app = build_app(
-        runtime, [contacts_router, cases_router, audit_router], "Intake",
+        runtime, [contacts_router, cases_router, supervision_router, audit_router], "Intake",
         "Records every contact with the 111 hotline and turns reports into cases. "
         "Bearer JWT required; personal data is encrypted at rest and every read of it is audited.",
     )

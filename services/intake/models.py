@@ -2,7 +2,7 @@
 phone numbers also as a keyed HMAC, so a repeat caller is found without decrypting anything."""
 from sqlalchemy import (
     BigInteger, Boolean, Column, DateTime, ForeignKey, Identity, Index, Integer, LargeBinary, MetaData, Sequence,
-    SmallInteger, String, Table, func,
+    SmallInteger, String, Table, UniqueConstraint, func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
@@ -54,6 +54,7 @@ cases = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("closed_at", DateTime(timezone=True)),
+    Column("merged_into", UUID(as_uuid=True)),  # a duplicate keeps its history and points at the survivor
 )
 Index("ix_cases_list", cases.c.reported_at.desc(), cases.c.id.desc())
 Index("ix_cases_status_urgency", cases.c.status, cases.c.urgency)
@@ -65,6 +66,7 @@ victims = Table(
     Column("case_id", UUID(as_uuid=True), ForeignKey(cases.c.id, ondelete="CASCADE"), nullable=False, index=True),
     Column("position", SmallInteger, nullable=False),
     Column("name", EncryptedText("intake.victims.name")),
+    Column("name_index", LargeBinary, index=True),  # keyed hash: finds the same person across cases
     Column("sex", String(10), nullable=False),
     Column("age", SmallInteger),
     Column("age_band", String(10), nullable=False),
@@ -83,6 +85,7 @@ traffickers = Table(
     Column("case_id", UUID(as_uuid=True), ForeignKey(cases.c.id, ondelete="CASCADE"), nullable=False, index=True),
     Column("position", SmallInteger, nullable=False),
     Column("description", EncryptedText("intake.traffickers.description")),
+    Column("description_index", LargeBinary, index=True),
     Column("role", String(20), nullable=False),
     Column("relationship", String(20), nullable=False),
 )
@@ -124,6 +127,35 @@ case_notes = Table(
     Column("author", String(200), nullable=False),
     Column("text", EncryptedText("intake.case_notes.text"), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Possible duplicates for a supervisor: same commune, close in time, and a shared caller, victim or suspect.
+duplicate_flags = Table(
+    "duplicate_flags",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("case_id", UUID(as_uuid=True), ForeignKey(cases.c.id), nullable=False, index=True),
+    Column("other_case_id", UUID(as_uuid=True), ForeignKey(cases.c.id), nullable=False, index=True),
+    Column("reasons", ARRAY(String(40)), nullable=False),
+    Column("status", String(20), nullable=False, server_default="open"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("resolved_by", String(200)),
+    Column("resolved_at", DateTime(timezone=True)),
+    UniqueConstraint("case_id", "other_case_id", name="uq_duplicate_pair"),
+)
+
+# Supervisors' blocks on a calling number; they expire and never delete history.
+caller_blocks = Table(
+    "caller_blocks",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("phone_index", LargeBinary, nullable=False, index=True),
+    Column("reason", String(20), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("lifted_by", String(200)),
+    Column("lifted_at", DateTime(timezone=True)),
 )
 
 # Who read whose personal data, when: written in the same transaction as the read.

@@ -4,7 +4,10 @@ from collections import defaultdict
 
 from sqlalchemy import delete, select
 
+from runtime.crypto import blind_index
+from runtime.problems import DomainError, NotFound
 from runtime.uow import UnitOfWork
+from services.intake.actors import Actor
 from services.intake.cases.schemas import CaseOut, TraffickerIn, TraffickerOut, VictimIn, VictimOut
 from services.intake.models import cases, traffickers, victims
 
@@ -20,13 +23,16 @@ async def write_people(uow: UnitOfWork, case_id: uuid.UUID, people_v: list[Victi
         await uow.session.execute(delete(victims).where(victims.c.case_id == case_id))
         if people_v:
             await uow.session.execute(victims.insert(), [
-                {"id": uuid.uuid4(), "case_id": case_id, "position": i, **v.model_dump()} for i, v in enumerate(people_v)
+                {"id": uuid.uuid4(), "case_id": case_id, "position": i, **v.model_dump(),
+                 "name_index": blind_index(v.name, "name") if v.name else None} for i, v in enumerate(people_v)
             ])
     if people_t is not None:
         await uow.session.execute(delete(traffickers).where(traffickers.c.case_id == case_id))
         if people_t:
             await uow.session.execute(traffickers.insert(), [
-                {"id": uuid.uuid4(), "case_id": case_id, "position": i, **t.model_dump()} for i, t in enumerate(people_t)
+                {"id": uuid.uuid4(), "case_id": case_id, "position": i, **t.model_dump(),
+                 "description_index": blind_index(t.description, "suspect") if t.description else None}
+                for i, t in enumerate(people_t)
             ])
 
 
@@ -51,3 +57,27 @@ async def case_row(uow: UnitOfWork, case_id: uuid.UUID, *extra, for_update: bool
     if for_update:
         query = query.with_for_update()
     return (await uow.session.execute(query)).mappings().first()
+
+
+class PreconditionFailed(DomainError):
+    status = 412
+    kind = "precondition-failed"
+
+
+class PreconditionRequired(DomainError):
+    status = 428
+    kind = "precondition-required"
+
+
+async def locked_for_change(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID, if_match: int | None):
+    if if_match is None:
+        raise PreconditionRequired("send If-Match with the case's ETag to change it", field="If-Match")
+    row = await case_row(uow, case_id, cases.c.urgency_reason, for_update=True)
+    if row is None or not actor.may_see(row["operator"]):
+        raise NotFound(f"no case {case_id}")
+    if row["version"] != if_match:
+        raise PreconditionFailed(
+            f"the case changed since you read it (now version {row['version']}); reload and reapply",
+            field="If-Match",
+        )
+    return row

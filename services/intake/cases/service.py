@@ -13,22 +13,13 @@ from schemas.events.contacts import ContactAttached
 from schemas.vocab import CaseStatus
 from services.intake.actors import Actor
 from services.intake.cases import lifecycle
+from services.intake.cases.duplicates import flag_possible_duplicates
 from services.intake.cases.events import case_facts
-from services.intake.cases.repository import CASE_COLUMNS, case_row, load_cases, write_people
+from services.intake.cases.repository import CASE_COLUMNS, case_row, load_cases, locked_for_change, write_people
 from services.intake.cases.schemas import CaseFactsIn, CaseOut, CasePage, CasePatch, CaseReportIn, StatusChangeIn
 from services.intake.cases.urgency import highest, is_below, urgency_floor
 from services.intake.geography import check_commune
 from services.intake.models import case_number_seq, cases, contacts, idempotency_keys
-
-
-class PreconditionFailed(DomainError):
-    status = 412
-    kind = "precondition-failed"
-
-
-class PreconditionRequired(DomainError):
-    status = 428
-    kind = "precondition-required"
 
 
 def _child(facts: CaseFactsIn, current: bool = False) -> bool:
@@ -65,6 +56,7 @@ async def report_case(uow: UnitOfWork, actor: Actor, report: CaseReportIn,
     await write_people(uow, case_id, report.victims or [], report.traffickers or [])
     if contact:
         await uow.session.execute(update(contacts).where(contacts.c.id == contact["id"]).values(case_id=case_id))
+    await flag_possible_duplicates(uow, case_id)
     case = (await load_cases(uow, [await case_row(uow, case_id)]))[0]
     uow.emit(CaseReported(**case_facts(case), reported_at=case.reported_at, channel=case.channel),
              key=str(case_id), subject=case.case_number)
@@ -120,23 +112,9 @@ async def list_cases(uow: UnitOfWork, actor: Actor, *, status=None, urgency=None
     return CasePage(items=page, next_cursor=encode_cursor(page[-1].reported_at, page[-1].id) if more else None)
 
 
-async def _locked_for_change(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID, if_match: int | None):
-    if if_match is None:
-        raise PreconditionRequired("send If-Match with the case's ETag to change it", field="If-Match")
-    row = await case_row(uow, case_id, cases.c.urgency_reason, for_update=True)
-    if row is None or not actor.may_see(row["operator"]):
-        raise NotFound(f"no case {case_id}")
-    if row["version"] != if_match:
-        raise PreconditionFailed(
-            f"the case changed since you read it (now version {row['version']}); reload and reapply",
-            field="If-Match",
-        )
-    return row
-
-
 async def update_case(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID, patch: CasePatch,
                       if_match: int | None) -> CaseOut:
-    row = await _locked_for_change(uow, actor, case_id, if_match)
+    row = await locked_for_change(uow, actor, case_id, if_match)
     changed = sorted(patch.model_fields_set)
     if not changed:
         return (await load_cases(uow, [row]))[0]
@@ -166,6 +144,7 @@ async def update_case(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID, patch: 
         version=cases.c.version + 1, updated_at=datetime.now(UTC),
     ))
     await write_people(uow, case_id, patch.victims, patch.traffickers)
+    await flag_possible_duplicates(uow, case_id)
     case = (await load_cases(uow, [await case_row(uow, case_id)]))[0]
     uow.emit(CaseUpdated(**case_facts(case), changed=changed, updated_at=case.updated_at),
              key=str(case_id), subject=case.case_number)
@@ -175,7 +154,7 @@ async def update_case(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID, patch: 
 
 async def change_status(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID, change: StatusChangeIn,
                         if_match: int | None) -> CaseOut:
-    row = await _locked_for_change(uow, actor, case_id, if_match)
+    row = await locked_for_change(uow, actor, case_id, if_match)
     if why_not := lifecycle.check(row["status"], change.status, actor.is_supervisor):
         raise Forbidden(why_not) if "supervisor" in why_not else DomainError(why_not, field="status")
     now = datetime.now(UTC)

@@ -116,6 +116,7 @@ class ContactOut(BaseModel):
     consultation_topics: list[ConsultationTopic]
     consultation_given: list[ConsultationGiven]
     earlier_contacts_from_number: int = Field(0, description="Earlier contacts from the same phone number.")
+    caller_blocked_until: datetime | None = Field(None, description="The number is blocked by a supervisor until then.")
 
 
 class ContactPage(BaseModel):

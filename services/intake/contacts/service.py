@@ -11,11 +11,14 @@ from runtime.uow import UnitOfWork
 from schemas.events.contacts import ContactAttached, ContactRecorded
 from services.intake.actors import Actor
 from services.intake.audit import record_read
+from services.intake.contacts.blocks import active_block_until
+from services.intake.cases.duplicates import flag_possible_duplicates
 from services.intake.contacts.schemas import ContactIn, ContactOut, ContactPage, ContactPersonalDataOut
 from services.intake.models import PERSONAL_CONTACT_FIELDS, cases, contacts, idempotency_keys
 
 c = contacts.c
-CONTACT_COLUMNS = [contacts.c[f] for f in ContactOut.model_fields if f in contacts.c]
+CONTACT_COLUMNS = [*(contacts.c[f] for f in ContactOut.model_fields if f in contacts.c),
+                   active_block_until(contacts.c.caller_phone_hmac).label("caller_blocked_until")]
 
 
 def _out(row, earlier: int = 0) -> ContactOut:
@@ -40,6 +43,8 @@ async def record_contact(uow: UnitOfWork, actor: Actor, contact: ContactIn,
     await uow.session.execute(insert(contacts).values(
         **contact.model_dump(), id=contact_id, operator=actor.subject, caller_phone_hmac=phone_hmac,
     ))
+    if contact.case_id is not None:
+        await flag_possible_duplicates(uow, contact.case_id)
     row = (await uow.session.execute(select(*CONTACT_COLUMNS).where(c.id == contact_id))).mappings().one()
     out = _out(row, earlier)
     uow.emit(ContactRecorded(
@@ -97,6 +102,7 @@ async def attach(uow: UnitOfWork, actor: Actor, contact_id: uuid.UUID, case_id: 
         raise Conflict(f"contact {contact_id} already belongs to case {row['case_id']}", field="case_id")
     await _visible_case(uow, actor, case_id, field="case_id")
     await uow.session.execute(update(contacts).where(c.id == contact_id).values(case_id=case_id))
+    await flag_possible_duplicates(uow, case_id)
     uow.emit(ContactAttached(contact_id=contact_id, case_id=case_id, contact_type=row["contact_type"]),
              key=str(case_id))
     await uow.commit()

@@ -1,0 +1,47 @@
+"""Helpers shared by `python -m bench` and `python -m bench intake`."""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from urllib.parse import urlsplit
+
+import asyncpg
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def check_local() -> None:
+    """Load goes to this machine only: refuse an external DATABASE_URL or broker elsewhere."""
+    hosts = []
+    if url := os.environ.get("DATABASE_URL"):
+        hosts.append(urlsplit(url).hostname)
+    if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        hosts += [urlsplit(f"//{s.strip()}").hostname for s in servers.split(",")]
+    if bad := [h for h in hosts if h not in LOOPBACK]:
+        sys.exit(f"bench: refusing to load non-local hosts {bad}; unset DATABASE_URL/KAFKA_BOOTSTRAP_SERVERS")
+
+
+def say(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+async def fetchval(dsn: str, sql: str):
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()
+
+
+async def pg_counters(dsn: str) -> tuple[int, int | None]:
+    """(transactions committed, WAL fsyncs) so far. Backends publish their counters about once a
+    second when idle, so wait for the last ones first."""
+    await asyncio.sleep(2)
+    xacts = await fetchval(dsn, "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+    try:  # pg_stat_io exists from PostgreSQL 16
+        fsyncs = await fetchval(dsn, "SELECT sum(fsyncs)::bigint FROM pg_stat_io WHERE object = 'wal'")
+    except asyncpg.PostgresError:
+        fsyncs = None
+    return xacts, fsyncs
