@@ -1,4 +1,4 @@
-"""Controlled vocabularies, from Law 53/2024/QH15 and IOM's CTDC data standard (see docs/vocabularies.md).
+"""Controlled vocabularies, from Law 53/2024/QH15 and IOM's CTDC data standard (../shared/domain.md).
 
 Kept as data: renaming a value is a breaking change; adding one is not.
 """

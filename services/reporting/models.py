@@ -24,3 +24,14 @@ referred_cases = Table(
     Column("case_id", UUID(as_uuid=True), primary_key=True),
     Column("province_code", String(2), nullable=False),
 )
+
+# Every contact counts, case or not: calls received, information versus consultation, by month.
+contacts_by_type = Table(
+    "contacts_by_type",
+    metadata,
+    Column("month", String(7), primary_key=True),  # YYYY-MM of the contact's start, in UTC
+    Column("contact_type", String(30), primary_key=True),
+    Column("channel", String(20), primary_key=True),
+    Column("contacts", Integer, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.intake.test_cases import create
+from tests.support import eventually
 
 
 def call(**over) -> dict:
@@ -70,3 +71,22 @@ async def test_contact_personal_data_is_audited(operator, as_role):
     assert personal == {"caller_name": "Trần F", "caller_phone": "0912000111", "notes": None}
     records = (await as_role("auditor").get("/audit", params={"contact_id": contact["id"]})).json()["items"]
     assert len(records) == 1 and records[0]["fields"] == ["caller_name", "caller_phone", "notes"]
+
+
+async def test_consultations_count_in_reporting_without_a_case(stack, client, as_role):
+    api = as_role("operator", sub="op-report")
+    body = call(channel="chat", started_at="2026-02-03T10:00:00+00:00", ended_at="2026-02-03T10:09:00+00:00")
+    url = f"{stack.url('reporting')}/reports/contacts"
+
+    async def count() -> int:
+        rows = (await client.get(url, params={"month_from": "2026-02", "month_to": "2026-02"})).json()
+        return sum(r["contacts"] for r in rows if (r["contact_type"], r["channel"]) == ("consultation", "chat"))
+
+    before = await count()
+    for _ in range(2):
+        assert (await api.post("/contacts", json=body)).status_code == 201
+
+    async def counted():
+        return await count() == before + 2
+
+    await eventually(counted, 30)

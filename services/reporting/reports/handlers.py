@@ -1,12 +1,15 @@
 """Event handlers that fold events into aggregates."""
+from datetime import UTC
+
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 
 from runtime.consumer import Event
 from runtime.uow import UnitOfWork
 from schemas.events.cases import CaseReported
+from schemas.events.contacts import ContactRecorded
 from schemas.events.referrals import ReferralCreated
-from services.reporting.models import cases_by_province, referred_cases
+from services.reporting.models import cases_by_province, contacts_by_type, referred_cases
 
 
 async def _increment(uow: UnitOfWork, province_code: str, column: str) -> None:
@@ -32,3 +35,14 @@ async def on_referral_created(uow: UnitOfWork, event: Event[ReferralCreated]) ->
     )
     if first is not None:
         await _increment(uow, event.payload.province_code, "cases_referred")
+
+
+async def on_contact_recorded(uow: UnitOfWork, event: Event[ContactRecorded]) -> None:
+    c = event.payload
+    stmt = insert(contacts_by_type).values(
+        month=c.started_at.astimezone(UTC).strftime("%Y-%m"), contact_type=c.contact_type, channel=c.channel,
+        contacts=1)
+    await uow.session.execute(stmt.on_conflict_do_update(
+        index_elements=[contacts_by_type.c.month, contacts_by_type.c.contact_type, contacts_by_type.c.channel],
+        set_={"contacts": contacts_by_type.c.contacts + 1, "updated_at": func.now()},
+    ))

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -8,7 +8,7 @@ from runtime.problems import NotFound
 from runtime.service import get_uow
 from runtime.uow import UnitOfWork
 from schemas.geography import provinces
-from services.reporting.models import cases_by_province
+from services.reporting.models import cases_by_province, contacts_by_type
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
@@ -43,3 +43,26 @@ async def province_report(uow: Uow, province_code: Annotated[str, Path(pattern=r
     reported, referred = (await _counts(uow)).get(province_code, (0, 0))
     return ProvinceCount(province_code=province_code, province_name=name, cases_reported=reported,
                          cases_referred=referred)
+
+
+class ContactCount(BaseModel):
+    month: str
+    contact_type: str
+    channel: str
+    contacts: int
+
+
+@router.get("/contacts", response_model=list[ContactCount])
+async def contacts_report(
+    uow: Uow,
+    month_from: Annotated[str | None, Query(pattern=r"^[0-9]{4}-[0-9]{2}$")] = None,
+    month_to: Annotated[str | None, Query(pattern=r"^[0-9]{4}-[0-9]{2}$")] = None,
+) -> list[ContactCount]:
+    """Contacts received per month, type (information report, consultation, ...) and channel."""
+    c = contacts_by_type.c
+    query = select(c.month, c.contact_type, c.channel, c.contacts).order_by(c.month, c.contact_type, c.channel)
+    if month_from:
+        query = query.where(c.month >= month_from)
+    if month_to:
+        query = query.where(c.month <= month_to)
+    return [ContactCount.model_validate(dict(r)) for r in (await uow.session.execute(query)).mappings()]
