@@ -17,16 +17,16 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
-from itertools import cycle
+from itertools import count, cycle
 from pathlib import Path
 
 from bench import ceilings, intake_report, load, machine, report
 from bench.common import check_local, fetchval, pg_counters, say
-from bench.profile import Recorder, summarise
+from bench.profile import Recorder, py_spy_path, summarise
 from bench.stats import rate, summary_ms
 from devstack.stack import Ports, Stack, prepare, start_services
 from runtime.db import asyncpg_dsn
-from schemas.geography import communes, provinces
+from schemas.geography import communes
 
 # (quick, default)
 PROFILES = {
@@ -43,20 +43,19 @@ PROFILES = {
 
 def case_body():
     """The shape of a real report (tests/intake FULL_CASE): a named child victim and a narrative
-    (both encrypted), a trafficker, exploitation facts. Provinces rotate, each with one of its communes."""
-    by_province: dict[str, str] = {}
-    for code, (_name, province) in sorted(communes().items()):
-        by_province.setdefault(province, code)
-    codes = cycle(sorted(p for p in provinces() if p in by_province))
+    (both encrypted), a trafficker, exploitation facts. Communes rotate over the whole map, and names
+    and descriptions differ per report: intake flags cases in one commune that share a victim or a
+    suspect, and identical bodies would turn every report into a duplicate of all earlier ones."""
+    places, serial = cycle(sorted(communes().items())), count()
 
-    def make(i: int) -> dict:
-        province = next(codes)
+    def make(_i: int) -> dict:
+        commune, (_name, province), i = *next(places), next(serial)
         return {
-            "province_code": province, "commune_code": by_province[province], "channel": "phone",
+            "province_code": province, "commune_code": commune, "channel": "phone",
             "victims": [{"name": f"Lò Thị D {i}", "sex": "female", "age": 16, "nationality": "VN",
                          "ethnicity": "Thái", "needs": ["shelter", "psychological"]},
                         {"sex": "female", "age_band": "21-23"}],
-            "traffickers": [{"description": "man called Tuan with a scar", "role": "recruiter",
+            "traffickers": [{"description": f"man called Tuan with a scar, {i}", "role": "recruiter",
                              "relationship": "friend"}],
             "exploitation": ["forced_marriage"], "means_of_control": ["withholds_documents", "restricts_movement"],
             "recruitment_channel": "zalo", "moving_across_border": True, "destination_country": "CN",
@@ -195,6 +194,8 @@ async def measure(stack: Stack, args: argparse.Namespace, log_dir: Path, profile
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     check_local()
+    if not args.no_profile and py_spy_path() is None:
+        sys.exit("bench intake: py-spy not found; `.venv/bin/pip install -e '.[bench]'` or pass --no-profile")
     started = datetime.now(UTC)
     stamp = "intake-" + started.strftime("%Y%m%dT%H%M%SZ")
     report.RESULTS_DIR.mkdir(parents=True, exist_ok=True)

@@ -84,7 +84,9 @@ def _profile_lines(p: dict | None, top: int = 12) -> list[str]:
         return []
     lines = [f"py-spy on intake: {p['samples']} on-CPU samples, {p['requests']} cases at {p['concurrency']} in "
              f"flight, {_n(p['rate_per_s'])} cases/s while sampled; intake used {_n(p['intake_cpu_pct_of_one_core'])} "
-             f"% of one core. Raw stacks: {p['file']}"]
+             f"% of one core. Raw stacks: {p['file']}",
+             "SQLAlchemy's asyncio layer runs in greenlets, whose stacks start at e.g. Session.execute: "
+             "inclusive shares of the callers (services/intake, fastapi) undercount; self shares are exact."]
     for title, key in (("by package, inclusive (any frame in the stack)", "inclusive_packages"),
                        ("by package, self (the running frame)", "self_packages"),
                        ("by function, self", "self_functions"),

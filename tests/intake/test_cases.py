@@ -119,3 +119,15 @@ async def test_list_filters_and_cursor_pagination(as_role):
             break
     assert seen == list(reversed(made))
     assert (await api.get("/cases", params={"cursor": "garbage!"})).status_code == 422
+
+
+async def test_patching_urgency_follows_the_same_floor_rule(operator):
+    case = (await create(operator, {"province_code": "01", "child_victim": True})).json()
+    path = f"/cases/{case['id']}"
+    low = await operator.patch(path, json={"urgency": "normal"}, headers={"If-Match": '"1"'})
+    assert low.status_code == 422 and low.json()["errors"][0]["field"] == "urgency"
+    up = await operator.patch(path, json={"urgency": "emergency"}, headers={"If-Match": '"1"'})
+    assert (up.status_code, up.json()["urgency"]) == (200, "emergency")
+    reasoned = await operator.patch(path, json={"urgency": "normal", "urgency_reason": "child is now safe at home"},
+                                    headers={"If-Match": '"2"'})
+    assert (reasoned.json()["urgency"], reasoned.json()["urgency_floor"]) == ("normal", "high")

@@ -3,7 +3,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.intake.cases.schemas import CaseReportIn, VictimIn
+from services.intake.cases.schemas import CasePatch, CaseReportIn, VictimIn
 from services.intake.contacts.schemas import ContactIn
 
 scalars = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30)
@@ -24,7 +24,7 @@ def bodies(model, extra_models=()) -> st.SearchStrategy:
     return known | st.dictionaries(st.text(max_size=12), json_values, max_size=4) | json_values
 
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                          HealthCheck.too_slow])
 
 
@@ -51,3 +51,13 @@ def test_no_raw_bytes_are_a_server_error(stack, raw):
                    headers={"Authorization": f"Bearer {stack.token('operator', sub='fuzz')}",
                             "content-type": "application/json"})
     assert r.status_code in (200, 201, 409, 422), (r.status_code, r.text)
+
+
+@FUZZ
+@given(body=bodies(CasePatch, [("victims", VictimIn)]))
+def test_no_case_patch_is_a_server_error(stack, body):
+    headers = {"Authorization": f"Bearer {stack.token('operator', sub='fuzz-patch')}"}
+    base = f"{stack.url('intake')}/cases"
+    case = httpx.post(base, json={"province_code": "01"}, headers=headers, timeout=30).json()
+    r = httpx.patch(f"{base}/{case['id']}", json=body, timeout=30, headers={**headers, "If-Match": '"1"'})
+    assert r.status_code in (200, 409, 412, 422), (r.status_code, r.text)

@@ -139,10 +139,11 @@ async def update_case(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID, patch: 
             check_commune(values["commune_code"], values.get("province_code", current.province_code))
         except ValueError as exc:
             raise DomainError(str(exc), field="commune_code") from exc
-    await uow.session.execute(update(cases).where(cases.c.id == case_id).values(
-        **values, child_victim=child, urgency=urgency, urgency_floor=floor,
-        version=cases.c.version + 1, updated_at=datetime.now(UTC),
-    ))
+    row_values = values | {  # what intake computes overrides what was sent
+        "child_victim": child, "urgency": urgency, "urgency_floor": floor,
+        "version": cases.c.version + 1, "updated_at": datetime.now(UTC),
+    }
+    await uow.session.execute(update(cases).where(cases.c.id == case_id).values(**row_values))
     await write_people(uow, case_id, patch.victims, patch.traffickers)
     await flag_possible_duplicates(uow, case_id)
     case = (await load_cases(uow, [await case_row(uow, case_id)]))[0]
