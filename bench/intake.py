@@ -124,14 +124,16 @@ async def measure(stack: Stack, args: argparse.Namespace, log_dir: Path, profile
     pids = machine.stack_pids(stack)
     pids.pop("tansu", None), pids.pop("smtp", None)  # not intake's cost; tansu only takes the relay's events
 
+    # A fresh client pool per phase: uvicorn closes connections idle for 5 s, and reusing one races it.
     async with load.Clients() as clients:
         say("warm-up: 200 cases, 8 in flight")
         warm = await load.closed_loop(clients, url, body, 200, 8, headers)
         if len(warm.ok) != 200:
             raise RuntimeError(f"warm-up: intake answered {warm.errors()}")
-        await drain_outbox(dsn)
+    await drain_outbox(dsn)
 
-        for c in args.concurrency:
+    for c in args.concurrency:
+        async with load.Clients() as clients:
             say(f"closed loop: {args.requests} cases, {c} in flight")
             pg0, cpu0, t0 = await pg_counters(dsn), machine.cpu_seconds(pids), time.perf_counter()
             run = await load.closed_loop(clients, url, body, args.requests, c, headers)
@@ -147,31 +149,33 @@ async def measure(stack: Stack, args: argparse.Namespace, log_dir: Path, profile
                                   if pg1[1] is not None else None})
             say(f"  {out['closed'][-1]['rate_per_s']} cases/s, p99 {out['closed'][-1]['http_latency']['p99_ms']} ms")
 
-        for r in args.rates:
-            say(f"open loop: {r}/s for {args.duration} s")
-            cpu0, t0 = machine.cpu_seconds(pids), time.perf_counter()
+    for r in args.rates:
+        say(f"open loop: {r}/s for {args.duration} s")
+        cpu0, t0 = machine.cpu_seconds(pids), time.perf_counter()
+        async with load.Clients() as clients:
             run = await load.open_loop(clients, url, body, r, args.duration, headers)
-            out["cpu"][f"open {r:g}/s"] = machine.cpu_delta(cpu0, machine.cpu_seconds(pids),
-                                                            time.perf_counter() - t0, len(run.ok))
-            out["open"].append({"rate_per_s": r, "duration_s": args.duration, "scheduled": len(run.samples),
-                                **_http(run), "client_max_launch_lag_ms": round(run.max_launch_lag_s * 1000, 2),
-                                "outbox_drain_after_s": await drain_outbox(dsn)})
-            say(f"  p50 {out['open'][-1]['http_latency']['p50_ms']} ms, p99 {out['open'][-1]['http_latency']['p99_ms']} ms")
+        out["cpu"][f"open {r:g}/s"] = machine.cpu_delta(cpu0, machine.cpu_seconds(pids),
+                                                        time.perf_counter() - t0, len(run.ok))
+        out["open"].append({"rate_per_s": r, "duration_s": args.duration, "scheduled": len(run.samples),
+                            **_http(run), "client_max_launch_lag_ms": round(run.max_launch_lag_s * 1000, 2),
+                            "outbox_drain_after_s": await drain_outbox(dsn)})
+        say(f"  p50 {out['open'][-1]['http_latency']['p50_ms']} ms, p99 {out['open'][-1]['http_latency']['p99_ms']} ms")
 
-        if not args.no_profile:
-            c = max(args.concurrency)
-            say(f"profile: py-spy on intake (pid {pids['intake']}), {args.profile_requests} cases, {c} in flight")
-            cpu0, t0 = machine.cpu_seconds(pids), time.perf_counter()
+    if not args.no_profile:
+        c = max(args.concurrency)
+        say(f"profile: py-spy on intake (pid {pids['intake']}), {args.profile_requests} cases, {c} in flight")
+        cpu0, t0 = machine.cpu_seconds(pids), time.perf_counter()
+        async with load.Clients() as clients:
             with Recorder(pids["intake"], profile_out):
                 run = await load.closed_loop(clients, url, body, args.profile_requests, c, headers)
-            cpu = machine.cpu_delta(cpu0, machine.cpu_seconds(pids), time.perf_counter() - t0, len(run.ok))
-            await drain_outbox(dsn)
-            out["profile"] = {"file": str(profile_out.relative_to(report.RESULTS_DIR.parent.parent)),
-                              "concurrency": c, "requests": args.profile_requests,
-                              "rate_per_s": rate(len(run.ok), run.elapsed_s),
-                              "intake_cpu_pct_of_one_core": round(
-                                  100 * cpu["per_process"].get("intake", {}).get("cpu_s", 0) / cpu["wall_s"], 1),
-                              **summarise(profile_out)}
+        cpu = machine.cpu_delta(cpu0, machine.cpu_seconds(pids), time.perf_counter() - t0, len(run.ok))
+        await drain_outbox(dsn)
+        out["profile"] = {"file": str(profile_out.relative_to(report.RESULTS_DIR.parent.parent)),
+                          "concurrency": c, "requests": args.profile_requests,
+                          "rate_per_s": rate(len(run.ok), run.elapsed_s),
+                          "intake_cpu_pct_of_one_core": round(
+                              100 * cpu["per_process"].get("intake", {}).get("cpu_s", 0) / cpu["wall_s"], 1),
+                          **summarise(profile_out)}
 
     if args.skip_ceilings:
         return out

@@ -90,7 +90,7 @@ def _profile_lines(p: dict | None, top: int = 12) -> list[str]:
     for title, key in (("by package, inclusive (any frame in the stack)", "inclusive_packages"),
                        ("by package, self (the running frame)", "self_packages"),
                        ("by function, self", "self_functions"),
-                       ("by function, inclusive", "inclusive_functions")):
+                       ("project functions, inclusive", "inclusive_functions")):
         lines += ["", f"  {title}"]
         lines += [f"  {e['pct']:5.1f} %  {e['what']}" for e in p[key][:top]]
     return lines

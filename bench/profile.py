@@ -97,7 +97,8 @@ def summarise(raw: Path, top: int = 15) -> dict:
         func, file = frames[-1]
         self_fn[f"{func} ({_short(file)})"] += n
         self_pkg[_package(file)] += n
-        for key in {f"{f} ({_short(p)})" for f, p in frames}:
+        # Inclusive by function: the project's own frames only (the framework's are on every stack).
+        for key in {f"{f} ({_short(p)})" for f, p in frames if _short(p).startswith(("services/", "runtime/"))}:
             incl_fn[key] += n
         for pkg in {_package(p) for _f, p in frames if p}:
             incl_pkg[pkg] += n

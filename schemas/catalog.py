@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from schemas.events.cases import CaseMerged, CaseReported, CaseStatusChanged, CaseUpdated
+from schemas.events.cases import CaseMerged, CaseNoteAdded, CaseReported, CaseStatusChanged, CaseUpdated
 from schemas.events.contacts import ContactAttached, ContactRecorded
 from schemas.events.notifications import NotificationStatusChanged
 from schemas.events.referrals import ReferralCreated
@@ -73,6 +73,7 @@ EVENTS: tuple[EventSpec, ...] = (
         f"{TYPE_PREFIX}.case.status-changed.v1", CaseStatusChanged, "intake.cases.v1", "A case changed status."
     ),
     EventSpec(f"{TYPE_PREFIX}.case.merged.v1", CaseMerged, "intake.cases.v1", "A duplicate case was merged."),
+    EventSpec(f"{TYPE_PREFIX}.case.note-added.v1", CaseNoteAdded, "intake.cases.v1", "A note was added to a case."),
     EventSpec(
         f"{TYPE_PREFIX}.contact.recorded.v1", ContactRecorded, "intake.contacts.v1", "A contact was recorded."
     ),

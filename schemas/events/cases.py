@@ -78,3 +78,12 @@ class CaseMerged(EventPayload):
     into_case_id: UUID = Field(description="The surviving case.")
     into_case_number: str = Field(description="The surviving case's number.")
     merged_at: AwareDatetime = Field(description="When the supervisor merged them.")
+
+
+class CaseNoteAdded(EventPayload):
+    """A note was added to a case. The text stays in intake, encrypted."""
+
+    case_id: UUID = Field(description="The case; also the Kafka key of the event.")
+    case_number: str = Field(description="Its case number.")
+    note_id: UUID = Field(description="The note.")
+    added_at: AwareDatetime = Field(description="When it was added.")

@@ -30,7 +30,8 @@ async def test_case_and_contact_events_match_their_schemas(stack, operator):
     case = (await create(operator, {**FULL_CASE, "contact_id": contact["id"]})).json()
     await operator.patch(f"/cases/{case['id']}", json={"at_sea": True}, headers={"If-Match": '"1"'})
     await operator.post(f"/cases/{case['id']}/status", json={"status": "referred"}, headers={"If-Match": '"2"'})
-    records = await records_about(stack, "intake.cases.v1", case["id"], 3)
+    await operator.post(f"/cases/{case['id']}/notes", json={"text": "spoke to the bus company"})
+    records = await records_about(stack, "intake.cases.v1", case["id"], 4)
     records += await records_about(stack, "intake.contacts.v1", case["id"], 1)
     types = []
     for r in records:
@@ -38,9 +39,10 @@ async def test_case_and_contact_events_match_their_schemas(stack, operator):
         types.append(ce_type)
         errors = list(validator(ce_type).iter_errors(json.loads(r.value)))
         assert not errors, (ce_type, [e.message for e in errors])
-        for secret in (b"L\xc3\xb2 Th", b"Tuan", b"bus", b"0911222333", "Hà G".encode()):
+        for secret in (b"L\xc3\xb2 Th", b"Tuan", b"bus", b"0911222333", "Hà G".encode(), b"company"):
             assert secret not in r.value
     assert sorted(types) == sorted(["vn.hotline111.case.reported.v1", "vn.hotline111.case.updated.v1",
-                                    "vn.hotline111.case.status-changed.v1", "vn.hotline111.contact.attached.v1"])
+                                    "vn.hotline111.case.status-changed.v1", "vn.hotline111.case.note-added.v1",
+                                    "vn.hotline111.contact.attached.v1"])
     reported = json.loads(next(r.value for r in records if b"reported" in dict(r.headers)["ce_type"]))
     assert reported["child_involved"] and reported["moving_across_border"] and len(reported["victims"]) == 2

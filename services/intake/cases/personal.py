@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from sqlalchemy import insert, select
 
 from runtime.uow import UnitOfWork
+from schemas.events.cases import CaseNoteAdded
 from services.intake.actors import Actor
 from services.intake.audit import record_read
 from services.intake.cases.schemas import NoteIn, NoteOut, PersonalDataOut
@@ -36,8 +37,10 @@ async def read_personal_data(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID) 
 
 
 async def add_note(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID, note: NoteIn) -> NoteOut:
-    await get_case(uow, actor, case_id)
+    case = await get_case(uow, actor, case_id)
     out = NoteOut(id=uuid.uuid4(), author=actor.subject, created_at=datetime.now(UTC))
     await uow.session.execute(insert(case_notes).values(**out.model_dump(), case_id=case_id, text=note.text))
+    uow.emit(CaseNoteAdded(case_id=case_id, case_number=case.case_number, note_id=out.id, added_at=out.created_at),
+             key=str(case_id), subject=case.case_number)
     await uow.commit()
     return out
