@@ -90,3 +90,12 @@ async def test_consultations_count_in_reporting_without_a_case(stack, client, as
         return await count() == before + 2
 
     await eventually(counted, 30)
+
+
+async def test_a_retried_case_from_a_contact_returns_the_first_case(operator):
+    contact = (await operator.post("/contacts", json=call(contact_type="information_report"))).json()
+    body = {"province_code": "01", "contact_id": contact["id"]}
+    first = await operator.post("/cases", json=body, headers={"Idempotency-Key": f"from-{contact['id']}"})
+    retry = await operator.post("/cases", json=body, headers={"Idempotency-Key": f"from-{contact['id']}"})
+    assert (first.status_code, retry.status_code) == (201, 200)
+    assert retry.json()["id"] == first.json()["id"]

@@ -17,17 +17,19 @@ TRAFFICKER_COLUMNS = [traffickers.c.case_id, *(traffickers.c[f] for f in Traffic
 
 
 async def write_people(uow: UnitOfWork, case_id: uuid.UUID, people_v: list[VictimIn] | None,
-                       people_t: list[TraffickerIn] | None) -> None:
-    """Replace the lists that are given; leave the others."""
+                       people_t: list[TraffickerIn] | None, new_case: bool = False) -> None:
+    """Replace the lists that are given; leave the others. A new case has nothing to replace."""
     if people_v is not None:
-        await uow.session.execute(delete(victims).where(victims.c.case_id == case_id))
+        if not new_case:
+            await uow.session.execute(delete(victims).where(victims.c.case_id == case_id))
         if people_v:
             await uow.session.execute(victims.insert(), [
                 {"id": uuid.uuid4(), "case_id": case_id, "position": i, **v.model_dump(),
                  "name_index": blind_index(v.name, "name") if v.name else None} for i, v in enumerate(people_v)
             ])
     if people_t is not None:
-        await uow.session.execute(delete(traffickers).where(traffickers.c.case_id == case_id))
+        if not new_case:
+            await uow.session.execute(delete(traffickers).where(traffickers.c.case_id == case_id))
         if people_t:
             await uow.session.execute(traffickers.insert(), [
                 {"id": uuid.uuid4(), "case_id": case_id, "position": i, **t.model_dump(),

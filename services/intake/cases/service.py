@@ -16,7 +16,9 @@ from services.intake.cases import lifecycle
 from services.intake.cases.duplicates import flag_possible_duplicates
 from services.intake.cases.events import case_facts
 from services.intake.cases.repository import CASE_COLUMNS, case_row, load_cases, locked_for_change, write_people
-from services.intake.cases.schemas import CaseFactsIn, CaseOut, CasePage, CasePatch, CaseReportIn, StatusChangeIn
+from services.intake.cases.schemas import (
+    CaseFactsIn, CaseOut, CasePage, CasePatch, CaseReportIn, StatusChangeIn, TraffickerOut, VictimOut,
+)
 from services.intake.cases.urgency import highest, is_below, urgency_floor
 from services.intake.geography import check_commune
 from services.intake.models import case_number_seq, cases, contacts, idempotency_keys
@@ -32,8 +34,10 @@ async def report_case(uow: UnitOfWork, actor: Actor, report: CaseReportIn,
     """Record the case and its case-reported event atomically. Returns (case, created)."""
     idem = idempotency.begin(idempotency_keys, f"{actor.subject}:POST /cases", idempotency_key,
                              report.model_dump(mode="json"))
-    if idem and (first := await idem.replay(uow)):
-        return CaseOut.model_validate(first), False
+    return await idempotency.run_once(uow, idem, CaseOut, lambda: _record_case(uow, actor, report))
+
+
+async def _record_case(uow: UnitOfWork, actor: Actor, report: CaseReportIn) -> CaseOut:
     contact = await _claim_contact(uow, report.contact_id) if report.contact_id else None
     child = _child(report)
     floor = urgency_floor(bool(report.immediate_danger), child, bool(report.violence), bool(report.moving_across_border))
@@ -52,21 +56,23 @@ async def report_case(uow: UnitOfWork, actor: Actor, report: CaseReportIn,
         "consent_share_identity": bool(contact and contact["consent_share_identity"]),
         "reported_at": report.reported_at or now, "created_at": now, "updated_at": now,
     }
-    await uow.session.execute(insert(cases).values(**row))
-    await write_people(uow, case_id, report.victims or [], report.traffickers or [])
+    created = (await uow.session.execute(insert(cases).values(**row).returning(*CASE_COLUMNS))).mappings().one()
+    await write_people(uow, case_id, report.victims or [], report.traffickers or [], new_case=True)
     if contact:
         await uow.session.execute(update(contacts).where(contacts.c.id == contact["id"]).values(case_id=case_id))
     await flag_possible_duplicates(uow, case_id)
-    case = (await load_cases(uow, [await case_row(uow, case_id)]))[0]
+    # Answer from what was written, not a second read: the create path is the hotline's hot path.
+    case = CaseOut.model_validate({
+        **created,
+        "victims": [VictimOut.model_validate(v.model_dump()) for v in report.victims or ()],
+        "traffickers": [TraffickerOut.model_validate(t.model_dump()) for t in report.traffickers or ()],
+    })
     uow.emit(CaseReported(**case_facts(case), reported_at=case.reported_at, channel=case.channel),
              key=str(case_id), subject=case.case_number)
     if contact:
         uow.emit(ContactAttached(contact_id=contact["id"], case_id=case_id, contact_type=contact["contact_type"]),
                  key=str(case_id))
-    if idem:
-        await idem.remember(uow, 201, case.model_dump(mode="json"))
-    await uow.commit()
-    return case, True
+    return case
 
 
 async def _claim_contact(uow: UnitOfWork, contact_id: uuid.UUID):

@@ -31,8 +31,10 @@ async def record_contact(uow: UnitOfWork, actor: Actor, contact: ContactIn,
                          idempotency_key: str | None) -> tuple[ContactOut, bool]:
     idem = idempotency.begin(idempotency_keys, f"{actor.subject}:POST /contacts", idempotency_key,
                              contact.model_dump(mode="json"))
-    if idem and (first := await idem.replay(uow)):
-        return ContactOut.model_validate(first), False
+    return await idempotency.run_once(uow, idem, ContactOut, lambda: _record_contact(uow, actor, contact))
+
+
+async def _record_contact(uow: UnitOfWork, actor: Actor, contact: ContactIn) -> ContactOut:
     if contact.case_id is not None:
         await _visible_case(uow, actor, contact.case_id, field="case_id")
     phone_hmac = phone_index(contact.caller_phone) if contact.caller_phone else None
@@ -56,10 +58,7 @@ async def record_contact(uow: UnitOfWork, actor: Actor, contact: ContactIn,
         consent_share_identity=contact.consent_share_identity, consultation_topics=contact.consultation_topics,
         consultation_given=contact.consultation_given,
     ), key=str(contact.case_id or contact_id))
-    if idem:
-        await idem.remember(uow, 201, out.model_dump(mode="json"))
-    await uow.commit()
-    return out, True
+    return out
 
 
 async def _visible_case(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID, field: str) -> None:
