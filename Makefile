@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test schemas bench clean-data
+.PHONY: install run test schemas bench bench-intake clean-data
 
 install: $(STAMP)
 
@@ -13,7 +13,7 @@ $(PY):
 
 # Reinstall only when the dependencies change.
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -e '.[local,test]'
+	$(PY) -m pip install -e '.[local,test,bench]'
 	touch $@
 
 $(VENV): $(PY)
@@ -29,6 +29,9 @@ schemas: install
 
 bench: install
 	$(PY) -m bench
+
+bench-intake: install
+	$(PY) -m bench intake
 
 clean-data:
 	rm -rf .data
