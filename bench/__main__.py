@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import ceilings, e2e, machine, report
-from bench.common import check_local, fetchval, pg_counters, say
+from bench.common import apply_profiles, check_local, fetchval, pg_counters, say
 from devstack.stack import Ports, Stack
 from runtime.db import asyncpg_dsn
 
@@ -52,9 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--drain-timeout", type=float, help="seconds to wait for the last emails (default 60)")
     p.add_argument("--skip-ceilings", action="store_true", help="only the pipeline figures")
     args = p.parse_args(argv)
-    for name, (quick, default) in PROFILES.items():
-        if getattr(args, name, None) is None:
-            setattr(args, name, quick if args.quick else default)
+    apply_profiles(args, PROFILES)
     return args
 
 

@@ -45,3 +45,10 @@ async def pg_counters(dsn: str) -> tuple[int, int | None]:
     except asyncpg.PostgresError:
         fsyncs = None
     return xacts, fsyncs
+
+
+def apply_profiles(args, profiles: dict) -> None:
+    """Fill each option left unset with its --quick or default value: `profiles[name] = (quick, default)`."""
+    for name, (quick, default) in profiles.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, quick if args.quick else default)

@@ -21,7 +21,7 @@ from itertools import count, cycle
 from pathlib import Path
 
 from bench import ceilings, intake_report, load, machine, report
-from bench.common import check_local, fetchval, pg_counters, say
+from bench.common import apply_profiles, check_local, fetchval, pg_counters, say
 from bench.profile import Recorder, py_spy_path, summarise
 from bench.stats import rate, summary_ms
 from devstack.stack import Ports, Stack, prepare, start_services
@@ -85,9 +85,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-profile", action="store_true", help="skip the py-spy run")
     p.add_argument("--skip-ceilings", action="store_true", help="skip pgbench and the minimal endpoint")
     args = p.parse_args(argv)
-    for name, (quick, default) in PROFILES.items():
-        if getattr(args, name, None) is None:
-            setattr(args, name, quick if args.quick else default)
+    apply_profiles(args, PROFILES)
     return args
 
 
