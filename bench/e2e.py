@@ -106,15 +106,24 @@ async def warm_up(stack, n: int = 20, timeout: float = 60.0) -> None:
         await clear_sink(http, stack.smtp_messages_url)
 
 
-async def throughput(stack, n: int, concurrency: int, drain_timeout: float) -> dict:
-    """Closed loop: how fast intake accepts reports, and how fast their emails come out."""
+async def _send_and_collect(stack, drain_timeout: float, send_load):
+    """Run `send_load(clients, url)` against POST /cases while watching the sink for each report's email.
+    Returns (run, sent reports by case number, the sink watcher, whether every email arrived)."""
     url = f"{stack.url('intake')}/cases"
     async with load.Clients() as clients, load.client(2) as sink_http:
         async with SinkWatcher(sink_http, stack.smtp_messages_url) as sink:
-            run = await load.closed_loop(clients, url, report_body(), n, concurrency, operator_headers(stack))
+            run = await send_load(clients, url)
             sent = {s.body["case_number"]: s for s in run.ok}
             drained = await sink.wait_for(set(sent), drain_timeout)
         await clear_sink(sink_http, stack.smtp_messages_url)
+    return run, sent, sink, drained
+
+
+async def throughput(stack, n: int, concurrency: int, drain_timeout: float) -> dict:
+    """Closed loop: how fast intake accepts reports, and how fast their emails come out."""
+    run, sent, sink, drained = await _send_and_collect(
+        stack, drain_timeout,
+        lambda clients, url: load.closed_loop(clients, url, report_body(), n, concurrency, operator_headers(stack)))
     arrived = {c: ts for c, ts in sink.arrived.items() if c in sent}
     last = max(arrived.values(), default=run.started_wall)
     return {
@@ -137,13 +146,10 @@ async def throughput(stack, n: int, concurrency: int, drain_timeout: float) -> d
 
 async def latency(stack, rate_per_s: float, duration: float, drain_timeout: float, dsn: str) -> dict:
     """Open loop at a fixed rate: report->email latency from each report's scheduled send time."""
-    url = f"{stack.url('intake')}/cases"
-    async with load.Clients() as clients, load.client(2) as sink_http:
-        async with SinkWatcher(sink_http, stack.smtp_messages_url) as sink:
-            run = await load.open_loop(clients, url, report_body(), rate_per_s, duration, operator_headers(stack))
-            sent = {s.body["case_number"]: s for s in run.ok}
-            drained = await sink.wait_for(set(sent), drain_timeout)
-        await clear_sink(sink_http, stack.smtp_messages_url)
+    run, sent, sink, drained = await _send_and_collect(
+        stack, drain_timeout,
+        lambda clients, url: load.open_loop(clients, url, report_body(), rate_per_s, duration,
+                                            operator_headers(stack)))
     e2e = [sink.arrived[c] - s.scheduled_wall for c, s in sent.items() if c in sink.arrived]
     return {
         "rate_per_s": rate_per_s,

@@ -40,12 +40,12 @@ async def list_records(uow: UnitOfWork, *, case_id=None, contact_id=None, actor=
     conditions = [t.case_id == case_id if case_id else None, t.contact_id == contact_id if contact_id else None,
                   t.actor == actor if actor else None]
     if cursor:
-        at, last = decode_cursor(cursor)
-        conditions.append(or_(t.at < at, and_(t.at == at, t.id < last.int)))
+        at, last = decode_cursor(cursor, int)
+        conditions.append(or_(t.at < at, and_(t.at == at, t.id < last)))
     rows = (await uow.session.execute(
         select(audit_log).where(*[c for c in conditions if c is not None])
         .order_by(t.at.desc(), t.id.desc()).limit(limit + 1)
     )).mappings().all()
     items = [AuditRecord.model_validate(dict(r)) for r in rows[:limit]]
-    nxt = encode_cursor(items[-1].at, UUID(int=items[-1].id)) if len(rows) > limit else None
+    nxt = encode_cursor(items[-1].at, items[-1].id) if len(rows) > limit else None
     return AuditPage(items=items, next_cursor=nxt)

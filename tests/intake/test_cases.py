@@ -94,6 +94,8 @@ async def test_lifecycle_with_outcome_and_supervisor_reopen(operator, as_role):
         return await api.post(f"{path}/status", json=body, headers={"If-Match": f'"{version}"'})
 
     assert (await move(operator, 1, status="in_progress")).status_code == 200
+    sideways = await move(operator, 2, status="referred")
+    assert sideways.status_code == 422 and sideways.json()["errors"][0]["field"] == "status"
     no_outcome = await move(operator, 2, status="closed")
     assert no_outcome.status_code == 422 and no_outcome.json()["errors"][0]["field"] == "outcome"
     closed = await move(operator, 2, status="closed", outcome="assisted")

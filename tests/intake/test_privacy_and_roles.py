@@ -45,6 +45,12 @@ async def test_reading_personal_data_is_audited_and_auditors_can_see_it(operator
     assert "narrative" in records[0]["fields"] and "victims.name" in records[0]["fields"]
     assert (await operator.get(f"/cases/{case['id']}")).status_code == 200
     assert len((await auditor.get("/audit", params={"case_id": case["id"]})).json()["items"]) == 1
+    await operator.get(f"/cases/{case['id']}/personal-data")  # a second read, a second record
+    first = (await auditor.get("/audit", params={"case_id": case["id"], "limit": 1})).json()
+    second = (await auditor.get("/audit", params={"case_id": case["id"], "limit": 1,
+                                                  "cursor": first["next_cursor"]})).json()
+    assert first["next_cursor"] and second["next_cursor"] is None
+    assert first["items"][0]["id"] > second["items"][0]["id"]  # newest first, no overlap
 
 
 @pytest.mark.parametrize(("roles", "method", "path", "expected"), [

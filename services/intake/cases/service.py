@@ -6,7 +6,7 @@ from sqlalchemy import Text, and_, cast, func, insert, or_, select, update
 
 from runtime import idempotency
 from runtime.pagination import decode_cursor, encode_cursor
-from runtime.problems import Conflict, DomainError, Forbidden, NotFound
+from runtime.problems import Conflict, DomainError, NotFound
 from runtime.uow import UnitOfWork
 from schemas.events.cases import CaseReported, CaseStatusChanged, CaseUpdated
 from schemas.events.contacts import ContactAttached
@@ -24,9 +24,11 @@ from services.intake.geography import check_commune
 from services.intake.models import case_number_seq, cases, contacts, idempotency_keys
 
 
-def _child(facts: CaseFactsIn, current: bool = False) -> bool:
+def _child(facts: CaseFactsIn, current: bool = False, current_victims=()) -> bool:
+    """A child is involved if the operator says so (or said so before) or any victim is a child."""
     explicit = facts.child_victim if facts.child_victim is not None else current
-    return bool(explicit or any(v.is_child for v in facts.victims or ()))
+    victims = facts.victims if facts.victims is not None else current_victims
+    return bool(explicit or any(v.is_child for v in victims))
 
 
 async def report_case(uow: UnitOfWork, actor: Actor, report: CaseReportIn,
@@ -107,7 +109,7 @@ async def list_cases(uow: UnitOfWork, actor: Actor, *, status=None, urgency=None
         None if actor.is_supervisor else cases.c.operator == actor.subject,
     ]
     if cursor:
-        at, last_id = decode_cursor(cursor)
+        at, last_id = decode_cursor(cursor, uuid.UUID)
         conditions.append(or_(cases.c.reported_at < at, and_(cases.c.reported_at == at, cases.c.id < last_id)))
     query = query.where(*[c for c in conditions if c is not None])
     rows = (await uow.session.execute(
@@ -127,9 +129,7 @@ async def update_case(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID, patch: 
     current = (await load_cases(uow, [row]))[0]
     merged = {f: getattr(patch, f) if f in patch.model_fields_set else getattr(current, f, None)
               for f in ("immediate_danger", "violence", "moving_across_border")}
-    victims_now = patch.victims if patch.victims is not None else current.victims
-    child = bool((patch.child_victim if patch.child_victim is not None else current.child_victim)
-                 or any(v.is_child for v in victims_now))
+    child = _child(patch, current.child_victim, current.victims)
     floor = urgency_floor(bool(merged["immediate_danger"]), child, bool(merged["violence"]),
                           bool(merged["moving_across_border"]))
     reason = patch.urgency_reason or row["urgency_reason"]
@@ -162,8 +162,7 @@ async def update_case(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID, patch: 
 async def change_status(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID, change: StatusChangeIn,
                         if_match: int | None) -> CaseOut:
     row = await locked_for_change(uow, actor, case_id, if_match)
-    if why_not := lifecycle.check(row["status"], change.status, actor.is_supervisor):
-        raise Forbidden(why_not) if "supervisor" in why_not else DomainError(why_not, field="status")
+    lifecycle.check(row["status"], change.status, actor.is_supervisor)
     now = datetime.now(UTC)
     await uow.session.execute(update(cases).where(cases.c.id == case_id).values(
         status=change.status, outcome=change.outcome, version=cases.c.version + 1, updated_at=now,

@@ -42,12 +42,11 @@ async def _record_contact(uow: UnitOfWork, actor: Actor, contact: ContactIn) -> 
     if phone_hmac is not None:
         earlier = await uow.session.scalar(select(func.count()).where(c.caller_phone_hmac == phone_hmac))
     contact_id = uuid.uuid4()
-    await uow.session.execute(insert(contacts).values(
+    row = (await uow.session.execute(insert(contacts).values(
         **contact.model_dump(), id=contact_id, operator=actor.subject, caller_phone_hmac=phone_hmac,
-    ))
+    ).returning(*CONTACT_COLUMNS))).mappings().one()
     if contact.case_id is not None:
         await flag_possible_duplicates(uow, contact.case_id)
-    row = (await uow.session.execute(select(*CONTACT_COLUMNS).where(c.id == contact_id))).mappings().one()
     out = _out(row, earlier)
     uow.emit(ContactRecorded(
         contact_id=contact_id, case_id=contact.case_id, channel=contact.channel, contact_type=contact.contact_type,
@@ -120,7 +119,7 @@ async def list_contacts(uow: UnitOfWork, actor: Actor, *, contact_type=None, cha
         None if actor.is_supervisor else c.operator == actor.subject,
     ]
     if cursor:
-        at, last_id = decode_cursor(cursor)
+        at, last_id = decode_cursor(cursor, uuid.UUID)
         conditions.append(or_(c.started_at < at, and_(c.started_at == at, c.id < last_id)))
     rows = (await uow.session.execute(
         select(*CONTACT_COLUMNS).where(*[x for x in conditions if x is not None])
