@@ -8,8 +8,10 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     # hide_parameters: SQL errors must never carry personal data into logs or dead letters.
     # No pool_pre_ping: it costs a round trip per checkout; a dropped connection is invalidated on
     # first use instead, and that request or event is retried by its caller.
+    # No overflow: under a burst, connections opened and closed per request (with their statement
+    # caches) cost more than waiting for a pooled one, and the server's connection count stays known.
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True
+        url, pool_size=pool_size, max_overflow=0, pool_recycle=1800, hide_parameters=True
     )
 
 

@@ -70,8 +70,12 @@ class IdempotentRequest:
         if stored is not None:
             return None
         await uow.session.rollback()
+        return await self.first_response(uow)
+
+    async def first_response(self, uow: UnitOfWork) -> Any:
+        """The first response, when this key is known to be taken (a 422 for another body)."""
         first = await self.replay(uow)
-        if first is None:  # the twin rolled back after all
+        if first is None:  # a twin that held the key rolled back after all
             raise Conflict("a request with this Idempotency-Key was in progress; retry", field="Idempotency-Key")
         return first
 

@@ -3,6 +3,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Self
 
+import asyncpg
+
 from pydantic import BaseModel
 from sqlalchemy import Table, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -51,6 +53,23 @@ class UnitOfWork:
             }
         )
         return event_id
+
+    @property
+    def channel(self) -> str:
+        """The NOTIFY channel that wakes this service's outbox relay."""
+        return self._channel
+
+    def take_events(self) -> list[dict]:
+        """The queued outbox rows, handed to a hand-written statement that writes them itself."""
+        pending, self._pending = self._pending, []
+        return pending
+
+    async def driver(self) -> asyncpg.Connection:
+        """The raw asyncpg connection under this unit of work, for a hot path written as one statement
+        (runtime.statements). No transaction is open on it: a single statement commits by itself; use
+        its `transaction()` for more. Do not mix it with `session` statements in one transaction."""
+        connection = await self.session.connection()
+        return (await connection.get_raw_connection()).driver_connection
 
     async def commit(self) -> None:
         if self._pending:

@@ -58,6 +58,7 @@ cases = Table(
 )
 Index("ix_cases_list", cases.c.reported_at.desc(), cases.c.id.desc())
 Index("ix_cases_status_urgency", cases.c.status, cases.c.urgency)
+Index("ix_cases_commune_reported", cases.c.commune_code, cases.c.reported_at)  # the duplicate check
 
 victims = Table(
     "victims",

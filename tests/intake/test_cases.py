@@ -1,4 +1,7 @@
 """Cases over the running intake and real PostgreSQL: facts, urgency floor, lifecycle, concurrency."""
+import asyncio
+import re
+
 import pytest
 
 FULL_CASE = {
@@ -63,6 +66,17 @@ async def test_idempotency_replays_and_refuses_a_different_body(operator):
     assert first.json() == again.json()
     other = await operator.post("/cases", json={"province_code": "48"}, headers={"Idempotency-Key": "k-1"})
     assert other.status_code == 422 and other.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+async def test_concurrent_twins_with_one_key_make_one_case(operator):
+    body = {"province_code": "01", "commune_code": "00070", "victims": [{"name": "Twin Case", "age": 30}]}
+    answers = await asyncio.gather(*(
+        operator.post("/cases", json=body, headers={"Idempotency-Key": "twin-1"}) for _ in range(6)))
+    assert sorted(r.status_code for r in answers) == [200] * 5 + [201], [r.text for r in answers]
+    assert len({r.json()["id"] for r in answers}) == 1 and len({r.json()["case_number"] for r in answers}) == 1
+    assert re.fullmatch(r"111-\d{4}-\d{6}", answers[0].json()["case_number"])
+    # The twins did not even flag one another: there is only one case.
+    assert (await operator.get(f"/cases/{answers[0].json()['id']}")).status_code == 200
 
 
 async def test_update_needs_if_match_and_refuses_a_stale_one(operator):
@@ -133,3 +147,17 @@ async def test_patching_urgency_follows_the_same_floor_rule(operator):
     reasoned = await operator.patch(path, json={"urgency": "normal", "urgency_reason": "child is now safe at home"},
                                     headers={"If-Match": '"2"'})
     assert (reasoned.json()["urgency"], reasoned.json()["urgency_floor"]) == ("normal", "high")
+
+
+async def test_null_clears_a_fact_but_never_the_province(operator):
+    case = (await create(operator, {"province_code": "01", "violence": True, "at_sea": True,
+                                    "exploitation": ["forced_labour"]})).json()
+    path = f"/cases/{case['id']}"
+    no_province = await operator.patch(path, json={"province_code": None}, headers={"If-Match": '"1"'})
+    assert no_province.status_code == 422 and no_province.json()["errors"][0]["field"] == "province_code"
+    cleared = await operator.patch(path, json={"violence": None, "at_sea": None, "exploitation": None},
+                                   headers={"If-Match": '"1"'})
+    assert cleared.status_code == 200, cleared.text
+    assert (cleared.json()["violence"], cleared.json()["at_sea"], cleared.json()["exploitation"]) == (False, False, [])
+    # The floor drops with the facts, but the urgency a worse fact raised stays until someone lowers it.
+    assert (cleared.json()["urgency_floor"], cleared.json()["urgency"]) == ("normal", "high")

@@ -4,8 +4,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
-from sqlalchemy import and_, bindparam, literal, select, union_all, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import and_, select, text, update
 
 from runtime.problems import Conflict, DomainError, NotFound
 from runtime.uow import UnitOfWork
@@ -14,7 +13,7 @@ from schemas.vocab import CaseOutcome, CaseStatus
 from services.intake.actors import Actor
 from services.intake.cases.repository import case_row, load_cases, locked_for_change
 from services.intake.cases.schemas import CaseOut
-from services.intake.models import cases, contacts, duplicate_flags, traffickers, victims
+from services.intake.models import SCHEMA, cases, duplicate_flags
 
 WINDOW = timedelta(days=30)
 
@@ -30,49 +29,59 @@ class DuplicateFlag(BaseModel):
     resolved_at: datetime | None
 
 
-def _shared(reason: str, table, index_col: str):
-    """Cases among :others sharing an index value with case :me, labelled with why. Built once:
-    fresh aliases per call cost more CPU than the queries themselves."""
-    mine, theirs = table.alias(), table.alias()
-    return (select(theirs.c.case_id.label("other"), literal(reason).label("reason")).distinct()
-            .join(mine, mine.c[index_col] == theirs.c[index_col])
-            .where(mine.c.case_id == bindparam("me"), theirs.c.case_id.in_(bindparam("others", expanding=True)),
-                   mine.c[index_col].is_not(None)))
+# What makes two cases in one commune, close in time, possibly the same: a shared caller's number,
+# victim's name or suspect's description, compared by their keyed hashes. `mine` lists the case's own
+# hashes as (rank, reason, value); the rank orders the reasons and says which table to search.
+MINE_IN_TABLES = f"""
+    mine AS (
+        SELECT 1 AS rank, 'same_caller_phone' AS reason, caller_phone_hmac AS value
+        FROM {SCHEMA}.contacts WHERE case_id = :me AND caller_phone_hmac IS NOT NULL
+        UNION ALL SELECT 2, 'same_victim', name_index
+        FROM {SCHEMA}.victims WHERE case_id = :me AND name_index IS NOT NULL
+        UNION ALL SELECT 3, 'same_suspect', description_index
+        FROM {SCHEMA}.traffickers WHERE case_id = :me AND description_index IS NOT NULL
+    )"""
 
+# Flags the case `me` (id, commune_code, reported_at) against its candidates, given `mine`. One flag
+# per pair, the smaller id first; sharing is symmetric, so the reasons found are all of them: refresh
+# them and keep the flag's status.
+FLAG_SHARED = f"""
+    candidates AS (
+        SELECT k.id FROM {SCHEMA}.cases k, me
+        WHERE k.commune_code = me.commune_code AND k.id <> me.id AND k.merged_into IS NULL
+          AND k.reported_at BETWEEN me.reported_at - make_interval(days => {WINDOW.days})
+                                AND me.reported_at + make_interval(days => {WINDOW.days})
+        LIMIT 500
+    ),
+    shared AS (
+        SELECT x.case_id AS other, m.rank, m.reason FROM mine m
+        JOIN {SCHEMA}.contacts x ON m.rank = 1 AND x.caller_phone_hmac = m.value
+        JOIN candidates k ON k.id = x.case_id
+        UNION SELECT v.case_id, m.rank, m.reason FROM mine m
+        JOIN {SCHEMA}.victims v ON m.rank = 2 AND v.name_index = m.value
+        JOIN candidates k ON k.id = v.case_id
+        UNION SELECT t.case_id, m.rank, m.reason FROM mine m
+        JOIN {SCHEMA}.traffickers t ON m.rank = 3 AND t.description_index = m.value
+        JOIN candidates k ON k.id = t.case_id
+    ),
+    flagged AS (
+        INSERT INTO {SCHEMA}.duplicate_flags (id, case_id, other_case_id, reasons)
+        SELECT gen_random_uuid(), LEAST(me.id, s.other), GREATEST(me.id, s.other),
+               array_agg(s.reason ORDER BY s.rank)
+        FROM shared s, me GROUP BY me.id, s.other
+        ON CONFLICT ON CONSTRAINT uq_duplicate_pair DO UPDATE SET reasons = EXCLUDED.reasons
+    )"""
 
-_SHARED = union_all(
-    _shared("same_caller_phone", contacts, "caller_phone_hmac"),
-    _shared("same_victim", victims, "name_index"),
-    _shared("same_suspect", traffickers, "description_index"),
-)
-_CANDIDATES = (
-    select(cases.c.id)
-    .where(cases.c.commune_code == bindparam("commune"), cases.c.id != bindparam("me"),
-           cases.c.merged_into.is_(None), cases.c.reported_at.between(bindparam("since"), bindparam("until")))
-    .limit(500)
-)
+_FLAG_CASE = text(f"""
+    WITH me AS (SELECT id, commune_code, reported_at FROM {SCHEMA}.cases WHERE id = :me),
+    {MINE_IN_TABLES},
+    {FLAG_SHARED}
+    SELECT 1""")
 
 
 async def flag_possible_duplicates(uow: UnitOfWork, case_id: uuid.UUID) -> None:
     """Called in the transaction that changed the case, so a flag never lags behind the facts."""
-    me = (await uow.session.execute(
-        select(cases.c.commune_code, cases.c.reported_at).where(cases.c.id == case_id))).first()
-    if me is None or me.commune_code is None:
-        return
-    others = list((await uow.session.scalars(_CANDIDATES, {
-        "commune": me.commune_code, "me": case_id,
-        "since": me.reported_at - WINDOW, "until": me.reported_at + WINDOW})).all())
-    if not others:
-        return
-    reasons: dict[uuid.UUID, list[str]] = {}
-    for other, reason in (await uow.session.execute(_SHARED, {"me": case_id, "others": others})).all():
-        reasons.setdefault(other, []).append(reason)
-    for other, why in reasons.items():
-        first, second = sorted((case_id, other), key=str)  # one flag per pair, whichever came first
-        stmt = insert(duplicate_flags).values(id=uuid.uuid4(), case_id=first, other_case_id=second, reasons=why)
-        # Sharing is symmetric, so `why` is already every reason: refresh it, keep the flag's status.
-        await uow.session.execute(stmt.on_conflict_do_update(
-            constraint="uq_duplicate_pair", set_={"reasons": stmt.excluded.reasons}))
+    await uow.session.execute(_FLAG_CASE, {"me": case_id})
 
 
 async def list_flags(uow: UnitOfWork, status: str | None, limit: int) -> list[DuplicateFlag]:

@@ -16,26 +16,25 @@ VICTIM_COLUMNS = [victims.c.case_id, *(victims.c[f] for f in VictimOut.model_fie
 TRAFFICKER_COLUMNS = [traffickers.c.case_id, *(traffickers.c[f] for f in TraffickerOut.model_fields)]
 
 
+def victim_rows(case_id: uuid.UUID, people: list[VictimIn]) -> list[dict]:
+    return [{"id": uuid.uuid4(), "case_id": case_id, "position": i, **v.model_dump(),
+             "name_index": blind_index(v.name, "name") if v.name else None} for i, v in enumerate(people)]
+
+
+def trafficker_rows(case_id: uuid.UUID, people: list[TraffickerIn]) -> list[dict]:
+    return [{"id": uuid.uuid4(), "case_id": case_id, "position": i, **t.model_dump(),
+             "description_index": blind_index(t.description, "suspect") if t.description else None}
+            for i, t in enumerate(people)]
+
+
 async def write_people(uow: UnitOfWork, case_id: uuid.UUID, people_v: list[VictimIn] | None,
-                       people_t: list[TraffickerIn] | None, new_case: bool = False) -> None:
-    """Replace the lists that are given; leave the others. A new case has nothing to replace."""
-    if people_v is not None:
-        if not new_case:
-            await uow.session.execute(delete(victims).where(victims.c.case_id == case_id))
-        if people_v:
-            await uow.session.execute(victims.insert(), [
-                {"id": uuid.uuid4(), "case_id": case_id, "position": i, **v.model_dump(),
-                 "name_index": blind_index(v.name, "name") if v.name else None} for i, v in enumerate(people_v)
-            ])
-    if people_t is not None:
-        if not new_case:
-            await uow.session.execute(delete(traffickers).where(traffickers.c.case_id == case_id))
-        if people_t:
-            await uow.session.execute(traffickers.insert(), [
-                {"id": uuid.uuid4(), "case_id": case_id, "position": i, **t.model_dump(),
-                 "description_index": blind_index(t.description, "suspect") if t.description else None}
-                for i, t in enumerate(people_t)
-            ])
+                       people_t: list[TraffickerIn] | None) -> None:
+    """Replace the lists that are given; leave the others."""
+    for table, people, rows in ((victims, people_v, victim_rows), (traffickers, people_t, trafficker_rows)):
+        if people is not None:
+            await uow.session.execute(delete(table).where(table.c.case_id == case_id))
+            if people:
+                await uow.session.execute(table.insert(), rows(case_id, people))
 
 
 async def load_cases(uow: UnitOfWork, rows) -> list[CaseOut]:

@@ -136,6 +136,13 @@ class CaseReportIn(CaseFactsIn):
 class CasePatch(CaseFactsIn):
     """Fields to change; absent fields stay. `victims` and `traffickers`, when given, replace the lists."""
 
+    @field_validator("province_code")
+    @classmethod
+    def _province_stays(cls, v: str | None) -> str:
+        if v is None:  # only an explicit null gets here: absent means unchanged
+            raise ValueError("a case always has a province; give another one instead of null")
+        return v
+
 
 class StatusChangeIn(_In):
     status: CaseStatus

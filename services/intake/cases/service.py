@@ -1,8 +1,10 @@
 """Plain functions over a unit of work: the domain knows nothing of HTTP or Kafka."""
 import uuid
+from contextlib import nullcontext
 from datetime import UTC, datetime
 
-from sqlalchemy import Text, and_, cast, func, insert, or_, select, update
+import asyncpg
+from sqlalchemy import and_, or_, select, update
 
 from runtime import idempotency
 from runtime.pagination import decode_cursor, encode_cursor
@@ -12,16 +14,18 @@ from schemas.events.cases import CaseReported, CaseStatusChanged, CaseUpdated
 from schemas.events.contacts import ContactAttached
 from schemas.vocab import CaseStatus
 from services.intake.actors import Actor
-from services.intake.cases import lifecycle
+from services.intake.cases import lifecycle, recording
 from services.intake.cases.duplicates import flag_possible_duplicates
 from services.intake.cases.events import case_facts
-from services.intake.cases.repository import CASE_COLUMNS, case_row, load_cases, locked_for_change, write_people
+from services.intake.cases.repository import (
+    CASE_COLUMNS, case_row, load_cases, locked_for_change, trafficker_rows, victim_rows, write_people,
+)
 from services.intake.cases.schemas import (
     CaseFactsIn, CaseOut, CasePage, CasePatch, CaseReportIn, StatusChangeIn, TraffickerOut, VictimOut,
 )
 from services.intake.cases.urgency import highest, is_below, urgency_floor
 from services.intake.geography import check_commune
-from services.intake.models import case_number_seq, cases, contacts, idempotency_keys
+from services.intake.models import cases, contacts, idempotency_keys
 
 
 def _child(facts: CaseFactsIn, current: bool = False, current_victims=()) -> bool:
@@ -31,57 +35,82 @@ def _child(facts: CaseFactsIn, current: bool = False, current_victims=()) -> boo
     return bool(explicit or any(v.is_child for v in victims))
 
 
+_FLAGS = ("immediate_danger", "violence", "moving_across_border", "at_sea")
+_SECRETS = ("abroad_place", "location_text", "urgency_reason", "narrative")  # stored encrypted, never returned
+
+
 async def report_case(uow: UnitOfWork, actor: Actor, report: CaseReportIn,
                       idempotency_key: str | None) -> tuple[CaseOut, bool]:
-    """Record the case and its case-reported event atomically. Returns (case, created)."""
+    """Record the case and its case-reported event atomically. Returns (case, created).
+
+    A retry under the same Idempotency-Key gets the first case, even if its work would now fail
+    (its contact is attached by then)."""
     idem = idempotency.begin(idempotency_keys, f"{actor.subject}:POST /cases", idempotency_key,
                              report.model_dump(mode="json"))
-    return await idempotency.run_once(uow, idem, CaseOut, lambda: _record_case(uow, actor, report))
+    try:
+        case = await _record_case(uow, actor, report, idem)
+    except DomainError:
+        if idem is not None and (first := await idem.replay(uow)) is not None:
+            return CaseOut.model_validate(first), False
+        raise
+    except asyncpg.UniqueViolationError as exc:
+        if idem is None or exc.table_name != idempotency_keys.name:
+            raise
+        case = None  # a concurrent twin with this key committed first
+    if case is None:
+        return CaseOut.model_validate(await idem.first_response(uow)), False
+    return case, True
 
 
-async def _record_case(uow: UnitOfWork, actor: Actor, report: CaseReportIn) -> CaseOut:
-    contact = await _claim_contact(uow, report.contact_id) if report.contact_id else None
+async def _record_case(uow: UnitOfWork, actor: Actor, report: CaseReportIn,
+                       idem: idempotency.IdempotentRequest | None) -> CaseOut | None:
+    """None when the Idempotency-Key was used before: then nothing was written."""
+    conn = await uow.driver()
+    # Without a contact the one statement is the whole transaction; a contact is locked first.
+    async with conn.transaction() if report.contact_id else nullcontext():
+        contact = await _claim_contact(conn, report.contact_id) if report.contact_id else None
+        case = _new_case(actor, report, contact)
+        uow.emit(CaseReported(**case_facts(case), reported_at=case.reported_at, channel=case.channel),
+                 key=str(case.id))
+        if contact:
+            uow.emit(ContactAttached(contact_id=contact["id"], case_id=case.id, contact_type=contact["contact_type"]),
+                     key=str(case.id))
+        number = await recording.insert_case(
+            conn, case=case.model_dump(exclude={"victims", "traffickers"}) | {
+                **{f: getattr(report, f) for f in _SECRETS}, "created_at": case.updated_at},
+            victim_rows=victim_rows(case.id, report.victims or []),
+            trafficker_rows=trafficker_rows(case.id, report.traffickers or []),
+            contact_id=report.contact_id, events=uow.take_events(), channel=uow.channel,
+            number_prefix=f"111-{case.updated_at.year}-",
+            idem_scope=idem and idem.scope, idem_key=idem and idem.key, idem_hash=idem and idem.body_hash,
+            response=case.model_dump_json())
+    return None if number is None else case.model_copy(update={"case_number": number})
+
+
+def _new_case(actor: Actor, report: CaseReportIn, contact) -> CaseOut:
+    """The case as intake records it: what was sent, and what intake computes over it."""
     child = _child(report)
     floor = urgency_floor(bool(report.immediate_danger), child, bool(report.violence), bool(report.moving_across_border))
     urgency = report.urgency or floor
     if is_below(urgency, floor) and not report.urgency_reason:
         raise DomainError(f"below the floor '{floor}' set by the facts; give an urgency_reason", field="urgency")
     now = datetime.now(UTC)
-    case_id = uuid.uuid4()
-    number = func.concat(f"111-{now.year}-", func.lpad(cast(case_number_seq.next_value(), Text), 6, "0"))
-    values = report.model_dump(exclude={"victims", "traffickers", "contact_id", "channel", "reported_at"},
-                               exclude_none=True)
-    values |= {f: bool(getattr(report, f)) for f in ("immediate_danger", "violence", "moving_across_border", "at_sea")}
-    row = values | {  # what intake computes overrides what was sent
-        "id": case_id, "case_number": number, "status": CaseStatus.open, "channel": report.channel,
+    return CaseOut.model_validate(report.model_dump(include=set(CaseOut.model_fields)) | {
+        **{f: bool(getattr(report, f)) for f in _FLAGS},
+        "id": uuid.uuid4(), "case_number": "", "version": 1, "status": CaseStatus.open, "outcome": None,
         "operator": actor.subject, "child_victim": child, "urgency": urgency, "urgency_floor": floor,
+        "exploitation": report.exploitation or [], "means_of_control": report.means_of_control or [],
         "consent_share_identity": bool(contact and contact["consent_share_identity"]),
-        "reported_at": report.reported_at or now, "created_at": now, "updated_at": now,
-    }
-    created = (await uow.session.execute(insert(cases).values(**row).returning(*CASE_COLUMNS))).mappings().one()
-    await write_people(uow, case_id, report.victims or [], report.traffickers or [], new_case=True)
-    if contact:
-        await uow.session.execute(update(contacts).where(contacts.c.id == contact["id"]).values(case_id=case_id))
-    await flag_possible_duplicates(uow, case_id)
-    # Answer from what was written, not a second read: the create path is the hotline's hot path.
-    case = CaseOut.model_validate({
-        **created,
+        "reported_at": report.reported_at or now, "updated_at": now,
         "victims": [VictimOut.model_validate(v.model_dump()) for v in report.victims or ()],
         "traffickers": [TraffickerOut.model_validate(t.model_dump()) for t in report.traffickers or ()],
     })
-    uow.emit(CaseReported(**case_facts(case), reported_at=case.reported_at, channel=case.channel),
-             key=str(case_id), subject=case.case_number)
-    if contact:
-        uow.emit(ContactAttached(contact_id=contact["id"], case_id=case_id, contact_type=contact["contact_type"]),
-                 key=str(case_id))
-    return case
 
 
-async def _claim_contact(uow: UnitOfWork, contact_id: uuid.UUID):
-    row = (await uow.session.execute(
-        select(contacts.c.id, contacts.c.case_id, contacts.c.contact_type, contacts.c.consent_share_identity)
-        .where(contacts.c.id == contact_id).with_for_update()
-    )).mappings().first()
+async def _claim_contact(conn: asyncpg.Connection, contact_id: uuid.UUID):
+    row = await conn.fetchrow(
+        f"SELECT id, case_id, contact_type, consent_share_identity FROM {contacts.fullname} WHERE id = $1 FOR UPDATE",
+        contact_id)
     if row is None:
         raise DomainError(f"no contact {contact_id}", field="contact_id")
     if row["case_id"] is not None:
@@ -138,6 +167,9 @@ async def update_case(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID, patch: 
     # Worse facts raise the urgency by themselves; lowering is always an explicit, reasoned act.
     urgency = patch.urgency or (current.urgency if reason else highest(current.urgency, floor))
     values = patch.model_dump(include=patch.model_fields_set - {"victims", "traffickers", "child_victim"})
+    # null clears a field: a flag to false, a list to empty (those columns are never null)
+    values |= {f: False for f in _FLAGS if f in values and values[f] is None}
+    values |= {f: [] for f in ("exploitation", "means_of_control") if f in values and values[f] is None}
     if "province_code" in values and "commune_code" not in values:
         values["commune_code"] = None  # a commune of the old province no longer applies
     if values.get("commune_code"):
