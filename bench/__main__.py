@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import ceilings, e2e, machine, report
-from bench.common import apply_profiles, check_local, fetchval, pg_counters, say
+from bench.common import apply_profiles, check_local, fetchval, pg_counters, run, say
 from devstack.stack import Ports, Stack
 from runtime.db import asyncpg_dsn
 
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             say("starting the stack (durable PostgreSQL, Tansu, SMTP sink, four services)")
             stack.start()
-            results = asyncio.run(measure(stack, args, tmp / "logs"))
+            results = run(measure(stack, args, tmp / "logs"))
         except KeyboardInterrupt:
             say("interrupted; stopping the stack")
             return 130

@@ -21,7 +21,7 @@ from itertools import count, cycle
 from pathlib import Path
 
 from bench import ceilings, intake_report, load, machine, report
-from bench.common import apply_profiles, check_local, fetchval, pg_counters, say
+from bench.common import apply_profiles, check_local, fetchval, pg_counters, run, say
 from bench.profile import Recorder, py_spy_path, summarise
 from bench.stats import rate, summary_ms
 from devstack.stack import Ports, Stack, prepare, start_services
@@ -208,7 +208,7 @@ def main(argv: list[str]) -> int:
         try:
             say("starting durable PostgreSQL, Tansu, migrations and intake alone")
             start_intake_only(stack)
-            results = asyncio.run(measure(stack, args, tmp / "logs", profile_out))
+            results = run(measure(stack, args, tmp / "logs", profile_out))
         except KeyboardInterrupt:
             say("interrupted; stopping")
             return 130

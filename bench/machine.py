@@ -69,9 +69,13 @@ def stack_pids(stack) -> dict[str, int]:
     return pids
 
 
+STEAL = "host steal"  # time the hypervisor ran someone else while this VM wanted the CPU
+
+
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
-    """User+system CPU of each process and its children (postgres backends are the postmaster's)."""
-    out = {}
+    """User+system CPU of each process and its children (postgres backends are the postmaster's),
+    and the machine's stolen time: on a shared VM it explains tails that nothing here caused."""
+    out = {STEAL: getattr(psutil.cpu_times(), "steal", 0.0)}
     for name, pid in pids.items():
         try:
             proc = psutil.Process(pid)
@@ -93,6 +97,7 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
 def cpu_delta(before: dict[str, float], after: dict[str, float], wall_s: float, items: int) -> dict:
     """CPU seconds per process over a phase, ms per item, and the share of the machine used."""
     used = {n: after[n] - before[n] for n in before if n in after}
+    stolen = used.pop(STEAL, 0.0)
     total = sum(used.values())
     return {
         "wall_s": round(wall_s, 2),
@@ -101,4 +106,5 @@ def cpu_delta(before: dict[str, float], after: dict[str, float], wall_s: float, 
                         for n, s in sorted(used.items(), key=lambda kv: -kv[1])},
         "total_cpu_s": round(total, 2),
         "machine_busy_pct": round(100 * total / (wall_s * (os.cpu_count() or 1)), 1) if wall_s else None,
+        "host_steal_pct": round(100 * stolen / (wall_s * (os.cpu_count() or 1)), 1) if wall_s else None,
     }

@@ -108,6 +108,7 @@ def _cpu_lines(cpu: dict) -> list[str]:
     table.append(["total", *(_n(sum(v["cpu_s"] for v in cpu[p]["per_process"].values()) * 1000 / cpu[p]["items"])
                              for p in phases)])
     table.append(["machine busy (% of all cores)", *(_n(cpu[p]["machine_busy_pct"], " %") for p in phases)])
+    table.append(["stolen by the host (% of all cores)", *(_n(cpu[p].get("host_steal_pct"), " %") for p in phases)])
     widths = [max(len(row[i]) for row in [head, *table]) for i in range(len(head))]
     return [_line(head, widths), _line(["-" * w for w in widths], widths), *(_line(row, widths) for row in table)]
 

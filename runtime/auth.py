@@ -10,6 +10,9 @@ Two modes (AUTH_MODE):
   a token with an unknown ``kid`` triggers at most one refetch per AUTH_JWKS_COOLDOWN_S (key
   rotation without a restart, yet random kids cannot hammer the provider).
 
+A verified token is remembered (never past its ``exp``; for 60 s at most, and in jwks mode no longer
+than AUTH_JWKS_LIFESPAN_S), so a withdrawn key's tokens are refused within twice that lifespan.
+
 Every token needs ``sub`` and ``exp``; ``aud`` and ``iss`` are checked when AUTH_AUDIENCE and
 AUTH_ISSUER are set. Roles come from AUTH_ROLES_CLAIM, a claim name or a dotted path into nested
 claims (Keycloak: ``realm_access.roles``); role names the platform does not know are ignored.
@@ -29,6 +32,7 @@ import argparse
 import asyncio
 import re
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -36,6 +40,7 @@ from enum import StrEnum
 from typing import Any
 
 import jwt
+from cachetools import TLRUCache
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field, SecretStr, ValidationError, model_validator
@@ -51,6 +56,7 @@ log = get_logger(__name__)
 
 MIN_HS256_SECRET_BYTES = 32  # RFC 7518 3.2: a key at least as long as the hash output
 MAX_TOKEN_CHARS = 16_384  # far above any real token; refuse before parsing anything larger
+VERIFIED_TTL_S = 60  # a verified token is trusted this long without a second check, never past its exp
 HS256_ALGORITHMS = ("HS256",)
 JWKS_ALGORITHMS = ("RS256", "ES256")
 
@@ -189,6 +195,14 @@ class TokenVerifier:
         self.algorithms = list(HS256_ALGORITHMS if settings.auth_mode is AuthMode.HS256 else JWKS_ALGORITHMS)
         self._jwks: jwt.PyJWKClient | None = None
         self._last_good: dict[str, jwt.PyJWK] = {}  # kid -> key, served only while the provider is down
+        # token -> (Principal, exp); an entry lives until the token expires, VERIFIED_TTL_S at most
+        # In jwks mode no longer than the key set is cached, so a withdrawn key's tokens are refused
+        # within twice AUTH_JWKS_LIFESPAN_S at most.
+        ttl = VERIFIED_TTL_S if settings.auth_mode is AuthMode.HS256 else min(VERIFIED_TTL_S,
+                                                                           settings.auth_jwks_lifespan_s)
+        self._verified: TLRUCache = TLRUCache(
+            maxsize=4096, ttu=lambda _token, hit, now: min(hit[1], now + ttl), timer=time.time)
+        self._verified_lock = threading.Lock()
         if settings.auth_mode is AuthMode.JWKS:
             # cache_keys stays off: its LRU never expires, so a key the provider has withdrawn would
             # be trusted until restart. The JWK Set cache (lifespan) bounds that to AUTH_JWKS_LIFESPAN_S.
@@ -200,6 +214,8 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         """The token's Principal; raises Unauthorized (401) or AuthUnavailable (503)."""
+        if (known := self._known(token)) is not None:
+            return known
         header = self._header(token)
         key: Any
         if self._jwks is None:
@@ -212,8 +228,17 @@ class TokenVerifier:
         """verify() for HS256 mode outside an event loop (jwks mode: use verify)."""
         if self._jwks is not None:
             raise RuntimeError("verify_sync is for hs256 mode; jwks mode may fetch keys, use verify()")
+        if (known := self._known(token)) is not None:
+            return known
         self._header(token)
         return self._decode(token, self.settings.auth_hs256_secret.get_secret_value())
+
+    def _known(self, token: str) -> Principal | None:
+        """An operator's console sends the same token with every request: a token verified in the
+        last VERIFIED_TTL_S (and not expired since) is not parsed and checked again."""
+        with self._verified_lock:
+            hit = self._verified.get(token)
+        return None if hit is None else hit[0]
 
     # -- steps
     def _header(self, token: str) -> dict[str, Any]:
@@ -256,6 +281,12 @@ class TokenVerifier:
         return key
 
     def _decode(self, token: str, key: Any) -> Principal:
+        principal, expires = self._claims(token, key)
+        with self._verified_lock:
+            self._verified[token] = (principal, expires)
+        return principal
+
+    def _claims(self, token: str, key: Any) -> tuple[Principal, float]:
         s = self.settings
         required = ["exp", "sub"] + (["aud"] if s.auth_audience else []) + (["iss"] if s.auth_issuer else [])
         try:
@@ -274,7 +305,7 @@ class TokenVerifier:
             raise _invalid(jwt.MissingRequiredClaimError("sub"))
         name = claims.get("name") or claims.get("preferred_username")
         return Principal(subject, roles_from_claims(claims, s.auth_roles_claim),
-                         name if isinstance(name, str) else None)
+                         name if isinstance(name, str) else None), float(claims["exp"])
 
 
 # ------------------------------------------------------------------------------ FastAPI

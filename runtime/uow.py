@@ -7,31 +7,39 @@ import asyncpg
 
 from pydantic import BaseModel
 from sqlalchemy import Table, insert, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from runtime.tracing import current_carrier
 from schemas import event_spec_for_model
 
 
 class UnitOfWork:
-    session: AsyncSession
-
     def __init__(self, sessions: async_sessionmaker, outbox: Table | None, source: str, channel: str):
         self._sessions = sessions
         self._outbox = outbox
         self._source = source
         self._channel = channel
         self._pending: list[dict] = []
+        self._session: AsyncSession | None = None
+        self._raw: AsyncConnection | None = None
 
     async def __aenter__(self) -> Self:
-        self.session = self._sessions()
-        self._pending = []
+        self._session, self._raw, self._pending = None, None, []
         return self
 
     async def __aexit__(self, *exc) -> None:
-        # Anything not committed explicitly is rolled back: nothing is half-written.
-        await self.session.rollback()
-        await self.session.close()
+        # Anything not committed explicitly is rolled back (closing does it): nothing is half-written.
+        if self._session is not None:
+            await self._session.close()
+        if self._raw is not None:
+            await self._raw.close()
+
+    @property
+    def session(self) -> AsyncSession:
+        """The ORM session, opened on first use: a hot path on `driver()` never pays for it."""
+        if self._session is None:
+            self._session = self._sessions()
+        return self._session
 
     def emit(self, payload: BaseModel, *, key: str, subject: str | None = None) -> uuid.UUID:
         """Queue an event for the outbox; it is written only if the transaction commits."""
@@ -67,9 +75,11 @@ class UnitOfWork:
     async def driver(self) -> asyncpg.Connection:
         """The raw asyncpg connection under this unit of work, for a hot path written as one statement
         (runtime.statements). No transaction is open on it: a single statement commits by itself; use
-        its `transaction()` for more. Do not mix it with `session` statements in one transaction."""
-        connection = await self.session.connection()
-        return (await connection.get_raw_connection()).driver_connection
+        its `transaction()` for more. It is a connection of its own: `session` statements are never in its
+        transaction."""
+        if self._raw is None:
+            self._raw = await self._sessions.kw["bind"].connect()
+        return (await self._raw.get_raw_connection()).driver_connection
 
     async def commit(self) -> None:
         if self._pending:

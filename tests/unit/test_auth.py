@@ -107,6 +107,19 @@ def test_expired_and_leeway():
     assert "not valid yet" in rejected(v, hs_token(nbf=now + 120))
 
 
+def test_a_verified_token_is_remembered_but_never_past_its_expiry():
+    v = TokenVerifier(hs(auth_leeway_s=0))
+    token = hs_token(exp=int(time.time()) + 1)
+    assert v.verify_sync(token).subject == "op-1"
+    assert v.verify_sync(token).subject == "op-1"  # from the cache
+    time.sleep(1.6)
+    assert "expired" in rejected(v, token)
+    # A cached token is only ever the same string: one changed character is checked in full.
+    good = hs_token()
+    assert v.verify_sync(good).subject == "op-1"
+    assert rejected(v, good[:-2] + ("A" if good[-2] != "A" else "B") + good[-1])
+
+
 def test_wrong_signature():
     assert "signature" in rejected(TokenVerifier(hs()), hs_token(secret=secrets.token_urlsafe(32)))
     token = hs_token()
