@@ -54,7 +54,7 @@ TOPICS: tuple[Topic, ...] = (
         name="referral.referrals.v1",
         partitions=6,
         producer="referral",
-        consumers=("notify", "reporting"),
+        consumers=("intake", "notify", "reporting"),
         description="Referrals of cases to agency units. Key: case id.",
     ),
     Topic(

@@ -3,7 +3,9 @@ from fastapi import FastAPI
 from runtime import crypto
 from runtime.auth import install_auth
 from runtime.service import ServiceRuntime, build_app
+from schemas.events.referrals import ReferralCreated
 from services.intake.audit_views import router as audit_router
+from services.intake.cases.follow_referrals import on_referral_created
 from services.intake.cases.views import router as cases_router
 from services.intake.contacts.views import router as contacts_router
 from services.intake.models import metadata
@@ -15,6 +17,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     crypto.configure(settings)
     runtime = ServiceRuntime("intake", metadata, settings)
+    runtime.add_consumer("intake.referrals", {ReferralCreated: on_referral_created})
     app = build_app(
         runtime, [contacts_router, cases_router, supervision_router, audit_router], "Intake",
         "Records every contact with the 111 hotline and turns reports into cases. "

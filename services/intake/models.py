@@ -7,12 +7,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from runtime.crypto import EncryptedText
-from runtime.db import outbox_table
+from runtime.db import inbox_table, outbox_table
 from runtime.idempotency import idempotency_table
 
 SCHEMA = "intake"
 metadata = MetaData(schema=SCHEMA)
 outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)  # events consumed: referral's, so a case follows its referrals
 idempotency_keys = idempotency_table(metadata)
 case_number_seq = Sequence("case_number_seq", metadata=metadata)
 

@@ -35,6 +35,13 @@ async def test_report_becomes_agency_email_and_reported_count(http, stack):
     notes = (await http.get(f"{stack.url('notify')}/notifications", params={"case_id": case["id"]})).json()
     assert [(n["status"], n["trace_id"]) for n in notes] == [("delivered", case["trace_id"])]
 
+    # The case follows its referrals: intake moved it from open to referred.
+    async def case_referred():
+        now = (await http.get(f"{stack.url('intake')}/cases/{case['id']}", headers=operator_headers(stack))).json()
+        return now if now["status"] == "referred" else None
+
+    assert (await eventually(case_referred))["version"] == 2
+
 
 async def test_reports_taken_while_broker_is_frozen_each_take_effect_exactly_once(http, stack):
     if stack.infra.broker is None:

@@ -4,6 +4,8 @@ import re
 
 import pytest
 
+from tests.support import eventually
+
 FULL_CASE = {
     "province_code": "01", "commune_code": "00070", "channel": "phone",
     "victims": [{"name": "Lò Thị D", "sex": "female", "age": 16, "nationality": "VN", "ethnicity": "Thái",
@@ -20,6 +22,20 @@ async def create(api, body=None, **headers):
     r = await api.post("/cases", json=body or {"province_code": "01"}, headers=headers)
     assert r.status_code in (200, 201), r.text
     return r
+
+
+async def settled(api, case: dict) -> dict:
+    """The case once referral has referred it: intake then moves it to `referred` by itself, which
+    changes its version. Tests that send If-Match start from here."""
+    async def referred():
+        now = (await api.get(f"/cases/{case['id']}")).json()
+        return now if now["status"] == "referred" else None
+
+    return await eventually(referred, 30)
+
+
+def if_match(version: int) -> dict:
+    return {"If-Match": f'"{version}"'}
 
 
 async def test_full_case_is_recorded_without_personal_data_in_the_answer(operator):
@@ -80,44 +96,44 @@ async def test_concurrent_twins_with_one_key_make_one_case(operator):
 
 
 async def test_update_needs_if_match_and_refuses_a_stale_one(operator):
-    case = (await create(operator)).json()
-    path = f"/cases/{case['id']}"
+    case = await settled(operator, (await create(operator)).json())
+    path, v = f"/cases/{case['id']}", case["version"]
     assert (await operator.patch(path, json={"violence": True})).status_code == 428
-    first = await operator.patch(path, json={"violence": True}, headers={"If-Match": '"1"'})
-    assert first.status_code == 200 and first.headers["etag"] == '"2"'
+    first = await operator.patch(path, json={"violence": True}, headers=if_match(v))
+    assert first.status_code == 200 and first.headers["etag"] == f'"{v + 1}"'
     assert first.json()["urgency"] == "high"  # worse facts raise the urgency by themselves
-    stale = await operator.patch(path, json={"at_sea": True}, headers={"If-Match": '"1"'})
+    stale = await operator.patch(path, json={"at_sea": True}, headers=if_match(v))
     assert stale.status_code == 412 and stale.json()["errors"][0]["field"] == "If-Match"
     assert (await operator.get(path)).json()["at_sea"] is False  # nothing was overwritten
 
 
 async def test_update_replaces_victims_and_checks_commune_against_province(operator):
-    case = (await create(operator, FULL_CASE)).json()
-    path = f"/cases/{case['id']}"
-    r = await operator.patch(path, json={"victims": [{"age": 30}]}, headers={"If-Match": '"1"'})
-    assert [v["age_band"] for v in r.json()["victims"]] == ["30-38"]
-    bad = await operator.patch(path, json={"commune_code": "26734"}, headers={"If-Match": '"2"'})
+    case = await settled(operator, (await create(operator, FULL_CASE)).json())
+    path, v = f"/cases/{case['id']}", case["version"]
+    r = await operator.patch(path, json={"victims": [{"age": 30}]}, headers=if_match(v))
+    assert [victim["age_band"] for victim in r.json()["victims"]] == ["30-38"]
+    bad = await operator.patch(path, json={"commune_code": "26734"}, headers=if_match(v + 1))
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "commune_code"
 
 
 async def test_lifecycle_with_outcome_and_supervisor_reopen(operator, as_role):
-    case = (await create(operator)).json()
-    path = f"/cases/{case['id']}"
+    case = await settled(operator, (await create(operator)).json())  # referral referred it: v2
+    path, v = f"/cases/{case['id']}", case["version"]
 
     async def move(api, version, **body):
-        return await api.post(f"{path}/status", json=body, headers={"If-Match": f'"{version}"'})
+        return await api.post(f"{path}/status", json=body, headers=if_match(version))
 
-    assert (await move(operator, 1, status="in_progress")).status_code == 200
-    sideways = await move(operator, 2, status="referred")
+    assert (await move(operator, v, status="in_progress")).status_code == 200
+    sideways = await move(operator, v + 1, status="referred")
     assert sideways.status_code == 422 and sideways.json()["errors"][0]["field"] == "status"
-    no_outcome = await move(operator, 2, status="closed")
+    no_outcome = await move(operator, v + 1, status="closed")
     assert no_outcome.status_code == 422 and no_outcome.json()["errors"][0]["field"] == "outcome"
-    closed = await move(operator, 2, status="closed", outcome="assisted")
+    closed = await move(operator, v + 1, status="closed", outcome="assisted")
     assert (closed.json()["status"], closed.json()["outcome"]) == ("closed", "assisted")
-    assert (await move(operator, 3, status="open")).status_code == 403
-    reopened = await move(as_role("supervisor", sub="sup-1"), 3, status="open")
+    assert (await move(operator, v + 2, status="open")).status_code == 403
+    reopened = await move(as_role("supervisor", sub="sup-1"), v + 2, status="open")
     assert reopened.status_code == 200 and reopened.json()["outcome"] is None
-    backwards = await move(operator, 4, status="closed", outcome="duplicate")
+    backwards = await move(operator, v + 3, status="closed", outcome="duplicate")
     assert backwards.status_code == 200
 
 
@@ -138,25 +154,25 @@ async def test_list_filters_and_cursor_pagination(as_role):
 
 
 async def test_patching_urgency_follows_the_same_floor_rule(operator):
-    case = (await create(operator, {"province_code": "01", "child_victim": True})).json()
-    path = f"/cases/{case['id']}"
-    low = await operator.patch(path, json={"urgency": "normal"}, headers={"If-Match": '"1"'})
+    case = await settled(operator, (await create(operator, {"province_code": "01", "child_victim": True})).json())
+    path, v = f"/cases/{case['id']}", case["version"]
+    low = await operator.patch(path, json={"urgency": "normal"}, headers=if_match(v))
     assert low.status_code == 422 and low.json()["errors"][0]["field"] == "urgency"
-    up = await operator.patch(path, json={"urgency": "emergency"}, headers={"If-Match": '"1"'})
+    up = await operator.patch(path, json={"urgency": "emergency"}, headers=if_match(v))
     assert (up.status_code, up.json()["urgency"]) == (200, "emergency")
     reasoned = await operator.patch(path, json={"urgency": "normal", "urgency_reason": "child is now safe at home"},
-                                    headers={"If-Match": '"2"'})
+                                    headers=if_match(v + 1))
     assert (reasoned.json()["urgency"], reasoned.json()["urgency_floor"]) == ("normal", "high")
 
 
 async def test_null_clears_a_fact_but_never_the_province(operator):
-    case = (await create(operator, {"province_code": "01", "violence": True, "at_sea": True,
-                                    "exploitation": ["forced_labour"]})).json()
-    path = f"/cases/{case['id']}"
-    no_province = await operator.patch(path, json={"province_code": None}, headers={"If-Match": '"1"'})
+    case = await settled(operator, (await create(operator, {"province_code": "01", "violence": True, "at_sea": True,
+                                                            "exploitation": ["forced_labour"]})).json())
+    path, v = f"/cases/{case['id']}", case["version"]
+    no_province = await operator.patch(path, json={"province_code": None}, headers=if_match(v))
     assert no_province.status_code == 422 and no_province.json()["errors"][0]["field"] == "province_code"
     cleared = await operator.patch(path, json={"violence": None, "at_sea": None, "exploitation": None},
-                                   headers={"If-Match": '"1"'})
+                                   headers=if_match(v))
     assert cleared.status_code == 200, cleared.text
     assert (cleared.json()["violence"], cleared.json()["at_sea"], cleared.json()["exploitation"]) == (False, False, [])
     # The floor drops with the facts, but the urgency a worse fact raised stays until someone lowers it.

@@ -1,5 +1,5 @@
 """Possible duplicates, merges and caller blocks: the supervisor's tools."""
-from tests.intake.test_cases import create
+from tests.intake.test_cases import create, if_match, settled
 from tests.intake.test_contacts import call
 
 
@@ -20,8 +20,9 @@ async def test_same_victim_in_the_same_commune_is_flagged_and_merged(operator, a
     assert await flags_between(supervisor, first["id"], elsewhere["id"]) == []
     assert (await operator.get("/duplicates")).status_code == 403
 
+    v = (await settled(supervisor, second))["version"]
     merged = await supervisor.post(f"/cases/{second['id']}/merge", json={"into_case_id": first["id"]},
-                                   headers={"If-Match": '"1"'})
+                                   headers=if_match(v))
     assert merged.status_code == 200, merged.text
     assert (merged.json()["status"], merged.json()["outcome"]) == ("closed", "duplicate")
     assert await flags_between(supervisor, first["id"], second["id"]) == []  # resolved
@@ -29,7 +30,7 @@ async def test_same_victim_in_the_same_commune_is_flagged_and_merged(operator, a
     assert any({f["case_id"], f["other_case_id"]} == {first["id"], second["id"]} for f in history)
     assert (await supervisor.get(f"/cases/{second['id']}")).status_code == 200  # both histories remain
     again = await supervisor.post(f"/cases/{second['id']}/merge", json={"into_case_id": first["id"]},
-                                  headers={"If-Match": '"2"'})
+                                  headers=if_match(v + 1))
     assert again.status_code == 409
 
 
