@@ -37,3 +37,8 @@ class ReferralCreated(EventPayload):
     acknowledge_by: AwareDatetime = Field(description="Deadline for the unit to acknowledge the referral.")
     match_reason: str = Field(description="Why this unit was chosen, for audit.")
     contacts: list[AgencyContact] = Field(description="Where to alert the unit.")
+    rule_ids: list[str] = Field(default_factory=list, description="The matching rules that chose the unit (v1.1).")
+    agency_level: str | None = Field(None, description="The unit's level: commune, province, region, national "
+                                                       "or international (v1.1).")
+    identity_shared: bool = Field(False, description="Whether the referral may carry the victim's identity, per the "
+                                                     "consent policy (v1.1). Never whether the unit is told.")

@@ -1,6 +1,9 @@
 """Referral's tables, in its own schema: the agency directory and the referrals made."""
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, MetaData, String, Table, UniqueConstraint, func
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy import (
+    BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Integer, MetaData, SmallInteger, String, Table,
+    UniqueConstraint, func, text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from runtime.db import inbox_table, outbox_table
 
@@ -9,6 +12,8 @@ metadata = MetaData(schema=SCHEMA)
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 
+# The directory, after Open Referral HSDS: a unit, its service area, what it offers, when and how to
+# reach it. Contacts and opening hours are small lists read with their unit, so they live on it.
 agency_units = Table(
     "agency_units",
     metadata,
@@ -16,12 +21,30 @@ agency_units = Table(
     Column("code", String(64), nullable=False, unique=True),
     Column("name", String(300), nullable=False),
     Column("kind", String(64), nullable=False),
+    Column("level", String(20), nullable=False),
+    Column("parent_code", String(64)),
     Column("province_code", String(2), index=True),
-    Column("email", String(320)),
-    Column("sms", String(32)),
-    Column("active", Boolean, nullable=False, server_default="true"),
+    Column("commune_code", String(5)),
+    Column("region", String(20)),
+    Column("country", String(2)),
+    Column("services", ARRAY(String(40)), nullable=False, server_default="{}"),
+    Column("languages", ARRAY(String(10)), nullable=False, server_default="{vi}"),
+    Column("opening_hours", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("status", String(20), nullable=False, server_default="active"),
+    Column("last_verified", Date),
+    Column("contacts", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("source", String(300), nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Bumped in the transaction of every directory change: a referral process reloads its in-memory
+# directory when the number it last saw is behind.
+directory_state = Table(
+    "directory_state",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("version", BigInteger, nullable=False),
 )
 
 referrals = Table(
@@ -35,6 +58,9 @@ referrals = Table(
     Column("urgency", String(20), nullable=False),
     Column("province_code", String(2), nullable=False),
     Column("match_reason", String(500), nullable=False),
+    Column("rule_ids", ARRAY(String(60)), nullable=False, server_default="{}"),
+    Column("trace", JSONB, nullable=False, server_default=text("'[]'::jsonb")),  # why this unit was chosen
+    Column("identity_shared", Boolean, nullable=False, server_default="false"),  # the consent policy's answer
     Column("acknowledge_by", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("case_id", "agency_unit_id", name="uq_referral_case_unit"),

@@ -26,8 +26,14 @@ async def reported_count(http: httpx.AsyncClient, stack, province: str) -> dict:
     return response.json()
 
 
-async def wait_email(http, stack, case_number: str, timeout: float = 20.0) -> dict:
+async def wait_emails(http, stack, case_number: str, count: int = 1, timeout: float = 20.0) -> list[dict]:
+    """The case's first `count` emails, once that many have arrived."""
     async def arrived():
-        return await emails_for(http, stack, case_number)
+        found = await emails_for(http, stack, case_number)
+        return found if len(found) >= count else None
 
-    return (await eventually(arrived, timeout))[0]
+    return await eventually(arrived, timeout)
+
+
+async def wait_email(http, stack, case_number: str, timeout: float = 20.0) -> dict:
+    return (await wait_emails(http, stack, case_number, 1, timeout))[0]

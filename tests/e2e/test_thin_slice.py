@@ -6,16 +6,19 @@ import time
 
 import pytest
 
-from tests.e2e.slice import emails_for, operator_headers, report, reported_count, wait_email
+from tests.e2e.slice import emails_for, operator_headers, report, reported_count, wait_email, wait_emails
 from tests.support import eventually
 
 
 async def test_report_becomes_agency_email_and_reported_count(http, stack):
     before = await reported_count(http, stack, "01")
     case = await report(http, stack, commune_code="00070", narrative="Nguyen Thi B was taken to the border")
-    email = await wait_email(http, stack, case["case_number"])
-    assert email["rcpt_tos"] == ["police.p01@agencies.hotline111.example"]
-    assert "Nguyen" not in email["body"] and "border" not in email["body"]  # no personal data in alerts
+    # A normal case in Hoàn Kiếm: the commune police, and the commune People's Committee for reception.
+    emails = await wait_emails(http, stack, case["case_number"], 2)
+    assert sorted(e["rcpt_tos"][0] for e in emails) == ["peoples-committee-00070@agencies.hotline111.example",
+                                                        "police-commune-00070@agencies.hotline111.example"]
+    for email in emails:
+        assert "Nguyen" not in email["body"] and "border" not in email["body"]  # no personal data in alerts
 
     async def counted():
         now = await reported_count(http, stack, "01")
@@ -30,10 +33,12 @@ async def test_report_becomes_agency_email_and_reported_count(http, stack):
 
     await eventually(referred)
     referrals = (await http.get(f"{stack.url('referral')}/referrals", params={"case_id": case["id"]})).json()
-    assert [r["agency_unit_name"] for r in referrals] == ["Provincial Police of Thành phố Hà Nội"]
+    assert sorted((r["agency_unit_name"], tuple(r["rule_ids"])) for r in referrals) == [
+        ("Commune Police of Phường Hoàn Kiếm, Thành phố Hà Nội", ("police-commune",)),
+        ("People's Committee of Phường Hoàn Kiếm, Thành phố Hà Nội", ("peoples-committee",))]
     # One trace from the HTTP request, through both Kafka hops, to the SMTP send.
     notes = (await http.get(f"{stack.url('notify')}/notifications", params={"case_id": case["id"]})).json()
-    assert [(n["status"], n["trace_id"]) for n in notes] == [("delivered", case["trace_id"])]
+    assert [(n["status"], n["trace_id"]) for n in notes] == [("delivered", case["trace_id"])] * 2
 
     # The case follows its referrals: intake moved it from open to referred.
     async def case_referred():
@@ -83,6 +88,8 @@ async def test_idempotency_key_makes_a_retried_report_one_case(http, stack):
     again = await http.post(f"{stack.url('intake')}/cases", json=body, headers=headers)
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json()["id"] == again.json()["id"]
-    await wait_email(http, stack, first.json()["case_number"])
+    # Đà Nẵng borders Laos: the province police (no commune given) and the Border Guard, one email each.
+    await wait_emails(http, stack, first.json()["case_number"], 2)
     await asyncio.sleep(1)
-    assert len(await emails_for(http, stack, first.json()["case_number"])) == 1
+    emails = await emails_for(http, stack, first.json()["case_number"])
+    assert sorted(e["rcpt_tos"][0].split("@")[0] for e in emails) == ["border-guard-48", "police-province-48"]

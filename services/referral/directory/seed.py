@@ -1,39 +1,21 @@
-"""Loads the directory data file into the database; safe to run again (upsert by code)."""
+"""Loads the seed directory (data/agency_units.csv, made by generate.py) into the database; safe to
+run again: units are upserted by code, and the directory's version moves on so running processes reload."""
 import asyncio
-import csv
-import uuid
 
-from sqlalchemy.dialects.postgresql import insert
-
-from runtime.db import create_engine
+from runtime.db import create_engine, session_factory
+from services.referral.directory import codec, repository
 from services.referral.directory.generate import DATA
-from services.referral.models import agency_units
 from services.referral.settings import ReferralSettings
 
 
-def load_rows() -> list[dict]:
-    with DATA.open(encoding="utf-8") as fh:
-        return [
-            {**row, "id": uuid.UUID(row["id"]), "province_code": row["province_code"] or None, "sms": row["sms"] or None}
-            for row in csv.DictReader(fh)
-        ]
-
-
 async def seed(database_url: str) -> int:
-    rows = load_rows()
+    units = codec.parse_csv(DATA.read_text(encoding="utf-8"))
     engine = create_engine(database_url, pool_size=1)
     try:
-        async with engine.begin() as conn:
-            stmt = insert(agency_units).values(rows)
-            await conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[agency_units.c.code],
-                    set_={c: stmt.excluded[c] for c in ("name", "kind", "province_code", "email", "sms", "source")},
-                )
-            )
+        async with session_factory(engine)() as session, session.begin():
+            return await repository.upsert(session, units)
     finally:
         await engine.dispose()
-    return len(rows)
 
 
 def seed_command(settings: ReferralSettings) -> None:

@@ -25,6 +25,8 @@ class ReferralOut(BaseModel):
     urgency: str
     province_code: str
     match_reason: str
+    rule_ids: list[str]
+    identity_shared: bool
     acknowledge_by: datetime
     created_at: datetime
 
@@ -34,9 +36,14 @@ class AgencyUnitOut(BaseModel):
     code: str
     name: str
     kind: str
+    level: str
+    parent_code: str | None
     province_code: str | None
-    email: str | None
-    active: bool
+    commune_code: str | None
+    region: str | None
+    country: str | None
+    services: list[str]
+    status: str
 
 
 _REFERRAL_COLS = (*[referrals.c[f] for f in ReferralOut.model_fields if f in referrals.c],
@@ -65,9 +72,12 @@ async def get_referral(referral_id: UUID, uow: Uow) -> ReferralOut:
 
 
 @router.get("/agency-units", response_model=list[AgencyUnitOut], tags=["directory"])
-async def list_agency_units(uow: Uow, province_code: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None
-                            ) -> list[AgencyUnitOut]:
-    query = select(*[agency_units.c[f] for f in AgencyUnitOut.model_fields]).order_by(agency_units.c.code)
+async def list_agency_units(uow: Uow, province_code: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
+                            kind: Annotated[str | None, Query(max_length=64)] = None,
+                            limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AgencyUnitOut]:
+    query = select(*[agency_units.c[f] for f in AgencyUnitOut.model_fields]).order_by(agency_units.c.code).limit(limit)
     if province_code is not None:
         query = query.where(agency_units.c.province_code == province_code)
+    if kind is not None:
+        query = query.where(agency_units.c.kind == kind)
     return [AgencyUnitOut.model_validate(dict(r)) for r in (await uow.session.execute(query)).mappings()]
