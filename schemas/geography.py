@@ -18,3 +18,22 @@ def communes() -> dict[str, tuple[str, str]]:
 
 def province_name(code: str) -> str | None:
     return provinces().get(code)
+
+
+def check_province(code: str | None) -> str | None:
+    """For validators: the code, or a ValueError naming it if the 2025 map has no such province."""
+    if code is not None and code not in provinces():
+        raise ValueError(f"unknown province code {code!r} on the 2025 map")
+    return code
+
+
+def check_commune(code: str | None, province: str | None) -> str | None:
+    """For validators: the code, or a ValueError if unknown or not in `province` (when given)."""
+    if code is None:
+        return None
+    commune = communes().get(code)
+    if commune is None:
+        raise ValueError(f"unknown commune code {code!r} on the 2025 map")
+    if province is not None and commune[1] != province:
+        raise ValueError(f"commune {code!r} is not in province {province!r}")
+    return code

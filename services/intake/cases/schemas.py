@@ -11,7 +11,7 @@ from schemas.vocab import (
     CHILD_BANDS, AgeBand, CaseOutcome, CaseStatus, Exploitation, MeansOfControl, Need, RecruiterRelationship,
     RecruitmentChannel, Sex, TraffickerRole, age_band_for,
 )
-from services.intake.geography import check_commune, check_province
+from schemas.geography import check_commune, check_province
 from services.intake.timing import not_in_future
 
 Text200 = Annotated[str, Field(min_length=1, max_length=200)]

@@ -24,7 +24,7 @@ from services.intake.cases.schemas import (
     CaseFactsIn, CaseOut, CasePage, CasePatch, CaseReportIn, StatusChangeIn, TraffickerOut, VictimOut,
 )
 from services.intake.cases.urgency import highest, is_below, urgency_floor
-from services.intake.geography import check_commune
+from schemas.geography import check_commune
 from services.intake.models import cases, contacts, idempotency_keys
 
 

@@ -8,7 +8,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo
 from runtime.crypto import normalise_phone
 from schemas.events.common import Channel, CommuneCode, ProvinceCode
 from schemas.vocab import AgeBand, CallerRole, ConsultationGiven, ConsultationTopic, ContactType, NonCaseReason, Sex
-from services.intake.geography import check_commune, check_province
+from schemas.geography import check_commune, check_province
 from services.intake.timing import not_in_future
 
 MAX_CONTACT = timedelta(hours=24)

@@ -5,12 +5,13 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import to_jsonable_python
 
 from runtime.service import get_uow
 from runtime.uow import UnitOfWork
 from schemas.events.cases import CaseFacts
+from schemas.geography import check_commune, check_province
 from services.referral.matching.engine import explain
 
 router = APIRouter(prefix="/matching", tags=["matching"])
@@ -19,11 +20,21 @@ DRY_RUN_ID = UUID(int=0)
 
 
 class DryRunIn(CaseFacts):
-    """A case's facts as intake sends them; the ids are optional here."""
+    """A case's facts as intake sends them; the ids are optional here. Unlike an event (read leniently,
+    so a newer producer's fields pass), a person's request refuses unknown fields and places."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     case_id: UUID = DRY_RUN_ID
     case_number: str = "dry-run"
     at: AwareDatetime | None = Field(None, description="Match as at this time (opening hours); now if absent.")
+
+    _province = field_validator("province_code")(lambda cls, v: check_province(v))
+
+    @field_validator("commune_code")
+    @classmethod
+    def _commune(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return check_commune(v, info.data.get("province_code"))
 
 
 class ChosenUnit(BaseModel):

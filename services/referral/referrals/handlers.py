@@ -5,6 +5,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
+from prometheus_client import Counter
 from pydantic_core import to_jsonable_python
 from sqlalchemy.dialects.postgresql import insert
 
@@ -15,12 +16,15 @@ from schemas.events.cases import CaseFacts, CaseReported, CaseUpdated
 from schemas.events.common import Urgency
 from schemas.events.referrals import AgencyContact, ContactChannel, ReferralCreated
 from services.referral.directory.repository import DirectoryCache
-from services.referral.matching.engine import Match, match
+from services.referral.matching.engine import Match, explain
 from services.referral.matching.loader import RuleBook
 from services.referral.models import referrals
 from services.referral.settings import ReferralSettings
 
 log = get_logger(__name__)
+# A rule whose condition held but that found no unit: someone must act on it by hand, and fix the
+# directory or the rules. Labels are rule ids (and "rule:need"), a few dozen at most.
+MATCH_GAPS = Counter("referral_match_gaps_total", "Rules that applied to a case but found no unit", ["rule"])
 
 
 def ack_deadline(settings: ReferralSettings, urgency: Urgency, now: datetime) -> datetime:
@@ -54,8 +58,14 @@ async def refer(uow: UnitOfWork, referrer: Referrer, case: CaseFacts, now: datet
     """One referral per chosen unit the case does not have yet. Returns how many were made."""
     directory = await referrer.directory.current(uow.session)
     due = ack_deadline(referrer.settings, case.urgency, now)
+    outcome = explain(case, directory, referrer.rules, now)
+    if outcome.unmatched:
+        log.warning("case_match_gaps", case_id=str(case.case_id), case_number=case.case_number,
+                    rules=list(outcome.unmatched))
+        for gap in outcome.unmatched:
+            MATCH_GAPS.labels(gap).inc()
     made = 0
-    for m in match(case, directory, referrer.rules, now):
+    for m in outcome.matches:
         referral_id = uuid.uuid4()
         inserted = await uow.session.scalar(
             insert(referrals).values(
