@@ -9,7 +9,9 @@ from pydantic import BaseModel
 from schemas.events.cases import CaseMerged, CaseNoteAdded, CaseReported, CaseStatusChanged, CaseUpdated
 from schemas.events.contacts import ContactAttached, ContactRecorded
 from schemas.events.notifications import NotificationStatusChanged
-from schemas.events.referrals import ReferralCreated
+from schemas.events.referrals import (
+    ReferralCreated, ReferralEscalated, ReferralOutcomeRecorded, ReferralReminder, ReferralStatusChanged,
+)
 
 TYPE_PREFIX = "vn.hotline111"
 
@@ -83,6 +85,14 @@ EVENTS: tuple[EventSpec, ...] = (
     EventSpec(
         f"{TYPE_PREFIX}.referral.created.v1", ReferralCreated, "referral.referrals.v1", "A case was referred."
     ),
+    EventSpec(f"{TYPE_PREFIX}.referral.status-changed.v1", ReferralStatusChanged, "referral.referrals.v1",
+              "A referral moved in its lifecycle."),
+    EventSpec(f"{TYPE_PREFIX}.referral.outcome-recorded.v1", ReferralOutcomeRecorded, "referral.referrals.v1",
+              "An agency recorded a result."),
+    EventSpec(f"{TYPE_PREFIX}.referral.reminder.v1", ReferralReminder, "referral.referrals.v1",
+              "A referral missed its acknowledgement deadline; the unit is reminded."),
+    EventSpec(f"{TYPE_PREFIX}.referral.escalated.v1", ReferralEscalated, "referral.referrals.v1",
+              "An unacknowledged referral went one level up."),
     EventSpec(
         f"{TYPE_PREFIX}.notification.status-changed.v1",
         NotificationStatusChanged,

@@ -5,6 +5,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.events.common import EventPayload, ProvinceCode, Urgency
+from schemas.vocab import Need
 
 
 class ContactChannel(StrEnum):
@@ -12,6 +13,43 @@ class ContactChannel(StrEnum):
 
     email = "email"
     sms = "sms"
+
+
+class ReferralStatus(StrEnum):
+    created = "created"
+    notified = "notified"  # an alert reached the unit
+    acknowledged = "acknowledged"
+    accepted = "accepted"
+    declined = "declined"
+    closed = "closed"
+
+
+class TransitionSource(StrEnum):
+    agency_api = "agency_api"  # the unit, through the referral API
+    ack_link = "ack_link"  # the signed link in its SMS or email
+    delivery = "delivery"  # notify reported an alert delivered
+    hotline = "hotline"  # hotline staff
+
+
+class DeclineReason(StrEnum):
+    not_competent = "not_competent"  # not this unit's area or mandate
+    no_capacity = "no_capacity"
+    already_handled = "already_handled"
+    other = "other"
+
+
+class ReferralOutcome(StrEnum):
+    investigation_opened = "investigation_opened"
+    victims_rescued = "victims_rescued"
+    victims_supported = "victims_supported"
+    repatriated = "repatriated"
+    not_substantiated = "not_substantiated"
+
+
+class ReferralCause(StrEnum):
+    matched = "matched"  # the rules chose the unit
+    escalation = "escalation"  # an unacknowledged referral went one level up
+    reroute = "reroute"  # a declined referral went to the next candidate
 
 
 class AgencyContact(BaseModel):
@@ -42,3 +80,62 @@ class ReferralCreated(EventPayload):
                                                        "or international (v1.1).")
     identity_shared: bool = Field(False, description="Whether the referral may carry the victim's identity, per the "
                                                      "consent policy (v1.1). Never whether the unit is told.")
+    cause: ReferralCause = Field(ReferralCause.matched, description="Why this referral exists (v1.1).")
+    previous_referral_id: UUID | None = Field(None, description="The referral this one escalates or re-routes "
+                                                                "(v1.1).")
+
+
+class ReferralStatusChanged(EventPayload):
+    """A referral moved in its lifecycle: created → notified → acknowledged → accepted or declined → closed."""
+
+    referral_id: UUID = Field(description="The referral.")
+    case_id: UUID = Field(description="The case; also the Kafka key of the event.")
+    case_number: str = Field(description="Human-readable case number.")
+    agency_unit_id: UUID = Field(description="The agency unit it was referred to.")
+    from_status: ReferralStatus = Field(description="Status before.")
+    to_status: ReferralStatus = Field(description="Status after.")
+    via: TransitionSource = Field(description="What caused the change.")
+    decline_reason: DeclineReason | None = Field(None, description="Why the unit declined, when it did.")
+    changed_at: AwareDatetime = Field(description="When.")
+
+
+class ReferralOutcomeRecorded(EventPayload):
+    """An agency recorded a result of a referral. Counts and codes only."""
+
+    referral_id: UUID = Field(description="The referral.")
+    case_id: UUID = Field(description="The case; also the Kafka key of the event.")
+    case_number: str = Field(description="Human-readable case number.")
+    agency_unit_id: UUID = Field(description="The agency unit.")
+    agency_kind: str = Field(description="Kind of unit, e.g. 'police_province'.")
+    province_code: ProvinceCode
+    outcome: ReferralOutcome = Field(description="What happened.")
+    victims: int | None = Field(None, ge=0, le=10_000, description="How many victims it concerns, when counted.")
+    services: list[Need] = Field(default_factory=list, description="For victims_supported: which support.")
+    recorded_at: AwareDatetime = Field(description="When.")
+
+
+class ReferralReminder(EventPayload):
+    """A referral was not acknowledged by its deadline: the unit is reminded before escalation."""
+
+    referral_id: UUID = Field(description="The referral.")
+    case_id: UUID = Field(description="The case; also the Kafka key of the event.")
+    case_number: str = Field(description="Human-readable case number.")
+    agency_unit_id: UUID = Field(description="The agency unit.")
+    agency_unit_name: str = Field(description="Display name of the agency unit.")
+    urgency: Urgency = Field(description="Urgency of the case.")
+    acknowledge_by: AwareDatetime = Field(description="The deadline that was missed.")
+    escalate_at: AwareDatetime = Field(description="When it escalates if still unacknowledged.")
+    contacts: list[AgencyContact] = Field(description="Where to remind the unit.")
+
+
+class ReferralEscalated(EventPayload):
+    """A referral stayed unacknowledged after its reminder: the case went one level up."""
+
+    referral_id: UUID = Field(description="The overdue referral.")
+    case_id: UUID = Field(description="The case; also the Kafka key of the event.")
+    case_number: str = Field(description="Human-readable case number.")
+    agency_unit_id: UUID = Field(description="The unit that did not acknowledge.")
+    escalated_referral_id: UUID | None = Field(None, description="The new referral one level up; none when the "
+                                                                 "top was reached.")
+    to_level: str | None = Field(None, description="The level it went to.")
+    escalated_at: AwareDatetime = Field(description="When.")

@@ -1,6 +1,6 @@
 """Referral's tables, in its own schema: the agency directory and the referrals made."""
 from sqlalchemy import (
-    BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Integer, MetaData, SmallInteger, String, Table,
+    BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData, SmallInteger, String, Table,
     UniqueConstraint, func, text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -63,5 +63,36 @@ referrals = Table(
     Column("identity_shared", Boolean, nullable=False, server_default="false"),  # the consent policy's answer
     Column("acknowledge_by", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Lifecycle: created → notified → acknowledged → accepted | declined → closed (schemas ReferralStatus).
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("notified_at", DateTime(timezone=True)),
+    Column("acknowledged_at", DateTime(timezone=True)),
+    Column("accepted_at", DateTime(timezone=True)),
+    Column("declined_at", DateTime(timezone=True)),
+    Column("decline_reason", String(30)),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("cause", String(20), nullable=False, server_default="matched"),  # matched | escalation | reroute
+    Column("previous_referral_id", UUID(as_uuid=True)),
+    # The durable timer: the next deadline step (reminder, then escalation) and when it is due. Scanned
+    # with FOR UPDATE SKIP LOCKED, so two replicas never fire one step twice.
+    Column("due_step", String(20)),  # remind | escalate | None when nothing is pending
+    Column("due_at", DateTime(timezone=True)),
+    Column("reminded_at", DateTime(timezone=True)),
+    Column("escalated_at", DateTime(timezone=True)),
     UniqueConstraint("case_id", "agency_unit_id", name="uq_referral_case_unit"),
+)
+Index("ix_referrals_due", referrals.c.due_at, postgresql_where=referrals.c.due_at.is_not(None))
+
+# What agencies report back: counts and codes, never names.
+referral_outcomes = Table(
+    "referral_outcomes",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("referral_id", UUID(as_uuid=True), ForeignKey(referrals.c.id), nullable=False, index=True),
+    Column("outcome", String(30), nullable=False),
+    Column("victims", Integer),
+    Column("services", ARRAY(String(40)), nullable=False, server_default="{}"),
+    Column("recorded_by", String(200), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
 )

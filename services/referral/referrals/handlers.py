@@ -72,7 +72,7 @@ async def refer(uow: UnitOfWork, referrer: Referrer, case: CaseFacts, now: datet
                 id=referral_id, case_id=case.case_id, case_number=case.case_number, agency_unit_id=m.unit.id,
                 status="created", urgency=case.urgency, province_code=case.province_code,
                 match_reason=_reason(m), rule_ids=list(m.rules), trace=_trace(m), identity_shared=m.identity_shared,
-                acknowledge_by=due, created_at=now,
+                acknowledge_by=due, created_at=now, updated_at=now, due_step="remind", due_at=due,
             ).on_conflict_do_nothing(constraint="uq_referral_case_unit").returning(referrals.c.id)
         )
         if inserted is None:
