@@ -2,6 +2,7 @@ from fastapi import FastAPI
 
 from runtime.service import ServiceRuntime, build_app
 from schemas.events.cases import CaseReported, CaseUpdated
+from services.referral.deadlines.scanner import deadline_worker
 from services.referral.directory.repository import DirectoryCache
 from services.referral.matching.loader import RuleBook
 from services.referral.matching.views import router as matching_router
@@ -19,6 +20,7 @@ def create_app(settings: ReferralSettings | None = None) -> FastAPI:
     handle = on_case(referrer)
     runtime.add_consumer("referral.cases", {CaseReported: handle, CaseUpdated: handle})
     runtime.add_worker("rules-watch", referrer.watch_rules)
+    runtime.add_worker("deadlines", deadline_worker(runtime.uow, referrer))
     app = build_app(
         runtime, [router, matching_router], "Referral",
         "Matches each case to the competent agencies by rules kept as data, explains every choice, and tracks "

@@ -1,0 +1,152 @@
+"""Durable deadline timers: each referral row carries its next step (remind, then escalate) and when
+it is due. A scan locks the due rows with FOR UPDATE SKIP LOCKED, fires their steps and moves the
+timers on in the same transaction, so a step fires exactly once however many replicas scan, and a
+restart loses nothing: the timers are rows, not tasks.
+"""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from runtime.logging import get_logger
+from runtime.uow import UnitOfWork
+from schemas.events.common import Urgency
+from schemas.events.referrals import (
+    AgencyContact, ContactChannel, ReferralCause, ReferralCreated, ReferralEscalated, ReferralReminder,
+)
+from services.referral.deadlines.ladder import ladder
+from services.referral.directory.model import DirectoryIndex, Unit, UnitKind
+from services.referral.models import referrals
+from services.referral.referrals.handlers import Referrer, ack_deadline
+
+log = get_logger(__name__)
+REMIND, ESCALATE = "remind", "escalate"
+LAW_ENFORCEMENT = {UnitKind.police_commune, UnitKind.police_province, UnitKind.police_national,
+                   UnitKind.border_guard_province, UnitKind.border_post, UnitKind.coast_guard_region}
+
+
+@dataclass
+class Fired:
+    reminders: int = 0
+    escalations: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.reminders + self.escalations
+
+
+def escalate_after(referrer: Referrer, urgency: Urgency) -> timedelta:
+    s = referrer.settings
+    return timedelta(minutes={Urgency.emergency: s.escalate_minutes_emergency, Urgency.high: s.escalate_minutes_high,
+                              Urgency.normal: s.escalate_minutes_normal}[urgency])
+
+
+def contacts_of(unit: Unit) -> list[AgencyContact]:
+    return [AgencyContact(channel=ContactChannel(c.channel), address=c.address) for c in unit.contacts_in_order()]
+
+
+async def fire_due(uow: UnitOfWork, referrer: Referrer, now: datetime, limit: int = 100) -> Fired:
+    """Fire the steps due by `now` (at most `limit`), in one transaction, and commit."""
+    due = (await uow.session.execute(
+        select(referrals).where(referrals.c.due_at <= now, referrals.c.due_step.is_not(None))
+        .order_by(referrals.c.due_at).limit(limit).with_for_update(skip_locked=True)
+    )).mappings().all()
+    fired = Fired()
+    if not due:
+        return fired
+    directory = await referrer.directory.current(uow.session)
+    by_id = {u.id: u for u in directory.units}
+    for row in due:
+        unit = by_id.get(row["agency_unit_id"])
+        if row["due_step"] == REMIND and unit is not None:
+            await _remind(uow, referrer, row, unit, now)
+            fired.reminders += 1
+        else:  # escalate (or remind a unit since removed from the directory: nobody to remind)
+            await _escalate(uow, referrer, row, unit, directory, now)
+            fired.escalations += 1
+    await uow.commit()
+    return fired
+
+
+async def _remind(uow: UnitOfWork, referrer: Referrer, row, unit: Unit, now: datetime) -> None:
+    escalate_at = now + escalate_after(referrer, Urgency(row["urgency"]))
+    await uow.session.execute(update(referrals).where(referrals.c.id == row["id"]).values(
+        due_step=ESCALATE, due_at=escalate_at, reminded_at=now, updated_at=now))
+    uow.emit(ReferralReminder(
+        referral_id=row["id"], case_id=row["case_id"], case_number=row["case_number"], agency_unit_id=unit.id,
+        agency_unit_name=unit.name, urgency=row["urgency"], acknowledge_by=row["acknowledge_by"],
+        escalate_at=escalate_at, contacts=contacts_of(unit),
+    ), key=str(row["case_id"]), subject=row["case_number"])
+
+
+async def _escalate(uow: UnitOfWork, referrer: Referrer, row, unit: Unit | None, directory: DirectoryIndex,
+                    now: datetime) -> None:
+    """One level up, skipping units the case already reaches; the overdue referral stays open."""
+    await uow.session.execute(update(referrals).where(referrals.c.id == row["id"]).values(
+        due_step=None, due_at=None, escalated_at=now, updated_at=now))
+    target, new_id = None, None
+    for candidate in ladder(unit, row["province_code"], directory) if unit else []:
+        new_id = await _refer_up(uow, referrer, row, unit, candidate, now)
+        if new_id is not None:
+            target = candidate
+            break
+    uow.emit(ReferralEscalated(
+        referral_id=row["id"], case_id=row["case_id"], case_number=row["case_number"],
+        agency_unit_id=row["agency_unit_id"], escalated_referral_id=new_id,
+        to_level=target.level if target else None, escalated_at=now,
+    ), key=str(row["case_id"]), subject=row["case_number"])
+    if target is None:
+        log.warning("referral_escalation_at_top", referral_id=str(row["id"]), case_number=row["case_number"])
+
+
+async def _refer_up(uow: UnitOfWork, referrer: Referrer, row, overdue: Unit, target: Unit, now: datetime):
+    """A referral of the case to `target`, or None if the case already has one there."""
+    referral_id, due = uuid.uuid4(), ack_deadline(referrer.settings, Urgency(row["urgency"]), now)
+    reason = f"escalated: {overdue.name} did not acknowledge by {row['acknowledge_by']:%Y-%m-%d %H:%M} UTC"
+    # Identity goes up the police chain only as far as it was allowed; a coordination centre gets none.
+    shared = bool(row["identity_shared"]) and target.kind in LAW_ENFORCEMENT
+    inserted = await uow.session.scalar(insert(referrals).values(
+        id=referral_id, case_id=row["case_id"], case_number=row["case_number"], agency_unit_id=target.id,
+        status="created", urgency=row["urgency"], province_code=row["province_code"], match_reason=reason[:500],
+        rule_ids=[], trace=[{"rule": "escalation", "kind": "chosen", "text": reason, "unit": target.code}],
+        identity_shared=shared, acknowledge_by=due, created_at=now, updated_at=now,
+        cause=ReferralCause.escalation, previous_referral_id=row["id"], due_step=REMIND, due_at=due,
+    ).on_conflict_do_nothing(constraint="uq_referral_case_unit").returning(referrals.c.id))
+    if inserted is None:
+        return None
+    uow.emit(ReferralCreated(
+        referral_id=referral_id, case_id=row["case_id"], case_number=row["case_number"], agency_unit_id=target.id,
+        agency_unit_name=target.name, agency_kind=target.kind, agency_level=target.level,
+        province_code=row["province_code"], urgency=row["urgency"], acknowledge_by=due, match_reason=reason[:500],
+        contacts=contacts_of(target), identity_shared=shared, cause=ReferralCause.escalation,
+        previous_referral_id=row["id"],
+    ), key=str(row["case_id"]), subject=row["case_number"])
+    return referral_id
+
+
+def deadline_worker(uows: Callable[[], UnitOfWork], referrer: Referrer,
+                    clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+    """The service's loop: scan now, again at once while batches come back full, else sleep."""
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                async with uows() as uow:
+                    fired = await fire_due(uow, referrer, clock())
+            except Exception:  # a failed scan is retried at the next tick; its transaction rolled back
+                log.exception("deadline_scan_failed")
+                fired = Fired()
+            if fired.total:
+                log.info("deadlines_fired", reminders=fired.reminders, escalations=fired.escalations)
+                continue
+            try:
+                await asyncio.wait_for(stop.wait(), referrer.settings.deadline_scan_s)
+            except TimeoutError:
+                pass
+
+    return run
