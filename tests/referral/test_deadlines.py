@@ -3,6 +3,7 @@ seeded like referral's, with no service scanning it): a missed acknowledgement i
 then escalated one level (commune → province → regional centre → national) once, however many
 scanners run."""
 import asyncio
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -156,3 +157,17 @@ async def test_two_scanners_never_fire_a_step_twice(db, referrer):
 async def a_commune(province: str, index: int = 0) -> str:
     from schemas.geography import communes
     return sorted(code for code, (_name, p) in communes().items() if p == province)[index]
+
+
+async def test_two_referral_processes_never_fire_a_step_twice(db, referrer):
+    cases = [await report(db, referrer, province_code="33") for _ in range(20)]
+    ids = [c.case_id for c in cases]
+    async with db[0].connect() as conn:
+        expected = await conn.scalar(select(func.count()).where(referrals.c.case_id.in_(ids)))
+    url = db[1].database_url
+    when = (T0 + timedelta(days=3)).isoformat()
+    procs = [await asyncio.create_subprocess_exec(sys.executable, "-m", "tests.referral.scan_process", url,
+                                                  db[1].kafka_bootstrap_servers, when) for _ in range(2)]
+    assert [await p.wait() for p in procs] == [0, 0]
+    reminders = [r for c in cases for r in await events(db, c, "reminder")]
+    assert len(reminders) == expected and len({r["referral_id"] for r in reminders}) == expected
