@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test schemas bench bench-intake clean-data
+.PHONY: install run test schemas bench bench-intake bench-matching clean-data
 
 install: $(STAMP)
 
@@ -32,6 +32,9 @@ bench: install
 
 bench-intake: install
 	$(PY) -m bench intake
+
+bench-matching: install
+	$(PY) -m bench matching
 
 clean-data:
 	rm -rf .data

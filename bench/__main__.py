@@ -1,7 +1,8 @@
 """`python -m bench` (make bench): throughput and latency of the thin slice, beside ceilings measured
 in the same run on the same PostgreSQL and broker. See docs/benchmarks.md.
 
-`python -m bench intake [--help]` measures intake alone instead (bench/intake.py).
+`python -m bench intake [--help]` measures intake alone instead (bench/intake.py), and
+`python -m bench matching [--help]` referral matching over the full directory (bench/matching.py).
 
 Starts a fresh stack in a temp dir (DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS, if set, are used
 instead but must be on this machine), prints one table and writes bench/results/<UTC>.json.
@@ -10,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import ceilings, e2e, machine, report
-from bench.common import apply_profiles, check_local, fetchval, pg_counters, run, say
-from devstack.stack import Ports, Stack
+from bench.common import apply_profiles, check_local, fetchval, fresh_stack, pg_counters, run, say
+from devstack.stack import Stack
 from runtime.db import asyncpg_dsn
 
 # (quick, default): quick is a smoke run of about a minute and a half.
@@ -115,37 +114,27 @@ def main(argv: list[str] | None = None) -> int:
         from bench import intake
 
         return intake.main(argv[1:])
+    if argv[:1] == ["matching"]:  # `python -m bench matching`: referral matching, see bench/matching.py
+        from bench import matching
+
+        return matching.main(argv[1:])
     args = parse_args(argv)
     check_local()
     started = datetime.now(UTC)
-    with tempfile.TemporaryDirectory(prefix="hotline-bench-", ignore_cleanup_errors=True) as tmp:
-        tmp = Path(tmp)
-        # A fresh stack per run: the broker slows down as it retains messages.
-        stack = Stack(data_dir=tmp / "pg", ports=Ports.free(), fast=False, log_dir=tmp / "logs", ready_timeout=120)
-        try:
+    try:
+        with fresh_stack() as (stack, logs):
             say("starting the stack (durable PostgreSQL, Tansu, SMTP sink, four services)")
             stack.start()
-            results = run(measure(stack, args, tmp / "logs"))
-        except KeyboardInterrupt:
-            say("interrupted; stopping the stack")
-            return 130
-        except Exception:
-            say(f"failed; service logs were in {tmp / 'logs'} (copied to bench/results/last-failure-logs)")
-            _keep_logs(tmp / "logs")
-            raise
-        finally:
-            stack.stop()
+            results = run(measure(stack, args, logs))
+    except KeyboardInterrupt:
+        say("interrupted; stopping the stack")
+        return 130
     results |= {"started_at": started.isoformat(), "command": " ".join(["python -m bench", *argv]),
                 "args": vars(args)}
     print(report.render(results))
     path = report.write_json(results, started.strftime("%Y%m%dT%H%M%SZ"))
     print(f"\nresults: {path}")
     return 0
-
-
-def _keep_logs(log_dir: Path) -> None:
-    if log_dir.exists():
-        shutil.copytree(log_dir, report.RESULTS_DIR / "last-failure-logs", dirs_exist_ok=True)
 
 
 if __name__ == "__main__":

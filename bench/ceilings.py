@@ -109,6 +109,17 @@ def _producer(bootstrap: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=1)
 
 
+async def consume_all(consumer: AIOKafkaConsumer, count: int, stall_s: float = 60) -> float:
+    """Seconds to read `count` records from the consumer's assigned partitions (positioned already)."""
+    got, started = 0, time.perf_counter()
+    while got < count:
+        batches = await consumer.getmany(timeout_ms=1000)
+        if not batches and time.perf_counter() - started > stall_s:
+            raise TimeoutError(f"consumed only {got} of {count} records")
+        got += sum(len(records) for records in batches.values())
+    return time.perf_counter() - started
+
+
 async def _consumer(bootstrap: str, tp: TopicPartition) -> AIOKafkaConsumer:
     # No group: manual assignment skips the broker's slow (5-18 s) group join.
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
@@ -150,13 +161,7 @@ async def _throughput(bootstrap: str, tp: TopicPartition, messages: int, size: i
     consumer = await _consumer(bootstrap, tp)
     try:
         await consumer.seek_to_beginning(tp)
-        got, started = 0, time.perf_counter()
-        while got < messages:
-            batches = await consumer.getmany(tp, timeout_ms=1000)
-            if not batches and time.perf_counter() - started > 60:
-                raise TimeoutError(f"consumed only {got} of {messages} messages")
-            got += sum(len(records) for records in batches.values())
-        consume_s = time.perf_counter() - started
+        consume_s = await consume_all(consumer, messages)
     finally:
         await consumer.stop()
     return {

@@ -3,12 +3,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
 import uvloop
+
+from bench import report
+from devstack.stack import Ports, Stack
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -22,6 +30,26 @@ def check_local() -> None:
         hosts += [urlsplit(f"//{s.strip()}").hostname for s in servers.split(",")]
     if bad := [h for h in hosts if h not in LOOPBACK]:
         sys.exit(f"bench: refusing to load non-local hosts {bad}; unset DATABASE_URL/KAFKA_BOOTSTRAP_SERVERS")
+
+
+@contextmanager
+def fresh_stack() -> Iterator[tuple[Stack, Path]]:
+    """A stack in a temporary directory: durable PostgreSQL and a fresh broker (it slows down as it
+    retains messages). Stopped whatever happens; after a failure the service logs are kept in
+    bench/results/last-failure-logs. Yields the stack (not started: each benchmark starts what it
+    measures) and its log directory."""
+    with tempfile.TemporaryDirectory(prefix="hotline-bench-", ignore_cleanup_errors=True) as tmp:
+        logs = Path(tmp) / "logs"
+        stack = Stack(data_dir=Path(tmp) / "pg", ports=Ports.free(), fast=False, log_dir=logs, ready_timeout=120)
+        try:
+            yield stack, logs
+        except Exception:
+            say(f"failed; service logs copied to {report.RESULTS_DIR / 'last-failure-logs'}")
+            if logs.exists():
+                shutil.copytree(logs, report.RESULTS_DIR / "last-failure-logs", dirs_exist_ok=True)
+            raise
+        finally:
+            stack.stop()
 
 
 def run(coro):

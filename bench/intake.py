@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -21,10 +19,10 @@ from itertools import count, cycle
 from pathlib import Path
 
 from bench import ceilings, intake_report, load, machine, report
-from bench.common import apply_profiles, check_local, fetchval, pg_counters, run, say
+from bench.common import apply_profiles, check_local, fetchval, fresh_stack, pg_counters, run, say
 from bench.profile import Recorder, py_spy_path, summarise
 from bench.stats import rate, summary_ms
-from devstack.stack import Ports, Stack, prepare, start_services
+from devstack.stack import Stack, prepare, start_services
 from runtime.db import asyncpg_dsn
 from schemas.geography import communes
 
@@ -202,23 +200,14 @@ def main(argv: list[str]) -> int:
     stamp = "intake-" + started.strftime("%Y%m%dT%H%M%SZ")
     report.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     profile_out = report.RESULTS_DIR / f"{stamp}-pyspy.txt"
-    with tempfile.TemporaryDirectory(prefix="hotline-bench-", ignore_cleanup_errors=True) as tmp:
-        tmp = Path(tmp)
-        stack = Stack(data_dir=tmp / "pg", ports=Ports.free(), fast=False, log_dir=tmp / "logs", ready_timeout=120)
-        try:
+    try:
+        with fresh_stack() as (stack, logs):
             say("starting durable PostgreSQL, Tansu, migrations and intake alone")
             start_intake_only(stack)
-            results = run(measure(stack, args, tmp / "logs", profile_out))
-        except KeyboardInterrupt:
-            say("interrupted; stopping")
-            return 130
-        except Exception:
-            say("failed; logs copied to bench/results/last-failure-logs")
-            if (tmp / "logs").exists():
-                shutil.copytree(tmp / "logs", report.RESULTS_DIR / "last-failure-logs", dirs_exist_ok=True)
-            raise
-        finally:
-            stack.stop()
+            results = run(measure(stack, args, logs, profile_out))
+    except KeyboardInterrupt:
+        say("interrupted; stopping")
+        return 130
     results |= {"started_at": started.isoformat(), "command": " ".join(["python -m bench intake", *argv]),
                 "args": vars(args)}
     print(intake_report.render(results))

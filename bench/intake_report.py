@@ -1,7 +1,8 @@
 """The `python -m bench intake` table: intake beside its ceilings, the targets of issue 3, the profile."""
 from __future__ import annotations
 
-from bench.report import HEADER, _cpu_lines, _line, _machine_lines, _ms, _n
+from bench.profile import section_lines
+from bench.report import HEADER, _cpu_lines, _machine_lines, table_lines, _ms, _n
 
 TARGET_SHARE = 1 / 3  # of the minimal endpoint's throughput, one process, full intake semantics
 TARGET_P99_MS, TARGET_RATE = 50.0, 100.0
@@ -87,21 +88,11 @@ def _profile_lines(p: dict | None, top: int = 12) -> list[str]:
              f"% of one core. Raw stacks: {p['file']}",
              "SQLAlchemy's asyncio layer runs in greenlets, whose stacks start at e.g. Session.execute: "
              "inclusive shares of the callers (services/intake, fastapi) undercount; self shares are exact."]
-    for title, key in (("by package, inclusive (any frame in the stack)", "inclusive_packages"),
-                       ("by package, self (the running frame)", "self_packages"),
-                       ("by function, self", "self_functions"),
-                       ("project functions, inclusive", "inclusive_functions")):
-        lines += ["", f"  {title}"]
-        lines += [f"  {e['pct']:5.1f} %  {e['what']}" for e in p[key][:top]]
-    return lines
+    return lines + section_lines(p, top)
 
 
 def render(r: dict) -> str:
-    table = rows(r)
-    body = [row for row in table if not row[0].startswith("#")]
-    widths = [max([len(row[i]) for row in body] + [len(h)]) for i, h in enumerate(HEADER)]
-    lines = [_line(HEADER, widths), _line(tuple("-" * w for w in widths), widths)]
-    lines += [row[0][2:] if row[0].startswith("#") else _line(row, widths) for row in table]
+    lines = table_lines(rows(r), HEADER)
     t = targets(r)
     tw = [max(len(row[i]) for row in t) for i in range(2)]
     lines += ["", "Targets (issue 3; information, not a test)"]

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from devstack.procs import spawn, terminate
@@ -84,15 +85,19 @@ def _frames(stack: str) -> list[tuple[str, str]]:
     return out
 
 
+def samples(raw: Path) -> Iterator[tuple[int, list[tuple[str, str]]]]:
+    """(count, [(function, file), …] root first) for each stack of py-spy's raw output."""
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            yield int(count), _frames(stack)
+
+
 def summarise(raw: Path, top: int = 15) -> dict:
     """Self and inclusive shares by function and by package, from py-spy's collapsed stacks."""
     total = 0
     self_fn, incl_fn, self_pkg, incl_pkg = Counter(), Counter(), Counter(), Counter()
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        n, frames = int(count), _frames(stack)
+    for n, frames in samples(raw):
         total += n
         func, file = frames[-1]
         self_fn[f"{func} ({_short(file)})"] += n
@@ -108,3 +113,18 @@ def summarise(raw: Path, top: int = 15) -> dict:
 
     return {"samples": total, "self_functions": share(self_fn), "inclusive_functions": share(incl_fn),
             "self_packages": share(self_pkg), "inclusive_packages": share(incl_pkg)}
+
+
+SECTIONS = (("by package, inclusive (any frame in the stack)", "inclusive_packages"),
+            ("by package, self (the running frame)", "self_packages"),
+            ("by function, self", "self_functions"),
+            ("project functions, inclusive", "inclusive_functions"))
+
+
+def section_lines(summary: dict, top: int) -> list[str]:
+    """The printed shares of a `summarise` result, `top` lines per section."""
+    lines: list[str] = []
+    for title, key in SECTIONS:
+        lines += ["", f"  {title}"]
+        lines += [f"  {e['pct']:5.1f} %  {e['what']}" for e in summary[key][:top]]
+    return lines

@@ -77,12 +77,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
 
 
 def render(r: dict) -> str:
-    table = rows(r)
-    body = [row for row in table if not row[0].startswith("#")]
-    widths = [max([len(row[i]) for row in body] + [len(h)]) for i, h in enumerate(HEADER)]
-    lines = [_line(HEADER, widths), _line(tuple("-" * w for w in widths), widths)]
-    for row in table:
-        lines.append(row[0][2:] if row[0].startswith("#") else _line(row, widths))
+    lines = table_lines(rows(r), HEADER)
     lines += [*_notes(r), "", *_hop_lines((r.get("latency") or {}).get("hops")), "",
               *_cpu_lines(r.get("cpu") or {}), *_idle_lines(r.get("cpu_idle")), "",
               *_machine_lines(r.get("machine") or {})]
@@ -92,18 +87,26 @@ def render(r: dict) -> str:
 HEADER = ("figure", "measured", "ceiling (same run)", "value")
 
 
+def table_lines(table: list, header: tuple) -> list[str]:
+    """The rows under `header`, columns aligned; a row whose first cell starts with "#" is a heading."""
+    body = [row for row in table if not row[0].startswith("#")]
+    widths = [max([len(row[i]) for row in body] + [len(h)]) for i, h in enumerate(header)]
+    lines = [_line(header, widths), _line(tuple("-" * w for w in widths), widths)]
+    return lines + [row[0][2:] if row[0].startswith("#") else _line(row, widths) for row in table]
+
+
 def _line(cells, widths) -> str:
     return "  ".join(cell.ljust(w) for cell, w in zip(cells, widths)).rstrip()
 
 
-def _cpu_lines(cpu: dict) -> list[str]:
-    """CPU ms per report and process, per phase: which process the pipeline's time goes to."""
+def _cpu_lines(cpu: dict, item: str = "report") -> list[str]:
+    """CPU ms per item (report, case) and process, per phase: which process the pipeline's time goes to."""
     if not cpu:
         return []
     phases = list(cpu)
     names = sorted({n for p in cpu.values() for n in p["per_process"]},
                    key=lambda n: -sum(p["per_process"].get(n, {}).get("cpu_s", 0) for p in cpu.values()))
-    head = ["CPU ms per report", *phases]
+    head = [f"CPU ms per {item}", *phases]
     table = [[n, *(_n((cpu[p]["per_process"].get(n) or {}).get("ms_per_item")) for p in phases)] for n in names]
     table.append(["total", *(_n(sum(v["cpu_s"] for v in cpu[p]["per_process"].values()) * 1000 / cpu[p]["items"])
                              for p in phases)])
