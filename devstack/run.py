@@ -11,7 +11,7 @@ import sys
 import time
 
 from devstack.stack import REPO_ROOT, SERVICES, Infra, Ports, load_or_create_pii_key, prepare, start_services
-from devstack.stack import load_or_create_auth_secret, load_or_create_hmac_key
+from devstack.stack import load_or_create_auth_secret, load_or_create_hmac_key, load_or_create_link_secret
 
 DATA = REPO_ROOT / ".data"
 
@@ -34,11 +34,13 @@ def _banner(ports: Ports, infra: Infra) -> str:
                       "Ctrl-C stops everything.", ""])
 
 
-# (variable in .data/tokens.env, subject, display name, roles): one dev user per role.
+# (variable in .data/tokens.env, subject, display name, roles, agency units): one dev user per role. The
+# agency is Hà Nội's provincial police, so it also sees its commune police units' referrals.
 DEV_USERS = (
-    ("OPERATOR_TOKEN", "op-1", "Operator 1", ("operator",)),
-    ("SUPERVISOR_TOKEN", "sup-1", "Supervisor 1", ("supervisor",)),
-    ("AUDITOR_TOKEN", "aud-1", "Auditor 1", ("auditor",)),
+    ("OPERATOR_TOKEN", "op-1", "Operator 1", ("operator",), ()),
+    ("SUPERVISOR_TOKEN", "sup-1", "Supervisor 1", ("supervisor",), ()),
+    ("AUDITOR_TOKEN", "aud-1", "Auditor 1", ("auditor",), ()),
+    ("AGENCY_TOKEN", "pol-01", "Hà Nội police duty officer", ("agency",), ("police-province-01",)),
 )
 DEV_TOKEN_TTL_S = 12 * 3600
 
@@ -49,15 +51,15 @@ def _dev_tokens(secret: str, ports: Ports) -> str:
 
     # The services get the same environment (plus the secret), so AUTH_AUDIENCE etc. agree.
     settings = AuthSettings(auth_mode="hs256", auth_hs256_secret=secret)
-    tokens = {var: issue_token(settings, sub=sub, roles=roles, name=name, ttl_s=DEV_TOKEN_TTL_S)
-              for var, sub, name, roles in DEV_USERS}
+    tokens = {var: issue_token(settings, sub=sub, roles=roles, name=name, ttl_s=DEV_TOKEN_TTL_S, agency_units=units)
+              for var, sub, name, roles, units in DEV_USERS}
     path = DATA / "tokens.env"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write("".join(f"{var}={token}\n" for var, token in tokens.items()))
     os.chmod(path, 0o600)
     lines = ["Development tokens (valid 12 h; `source .data/tokens.env` sets these variables):"]
-    lines += [f"  {roles[0]:<10} {sub:<6} {var}={tokens[var]}" for var, sub, _name, roles in DEV_USERS]
+    lines += [f"  {roles[0]:<10} {sub:<6} {var}={tokens[var]}" for var, sub, _name, roles, _units in DEV_USERS]
     lines += ["Send one with every API call, e.g.:",
               f'  curl -H "Authorization: Bearer $OPERATOR_TOKEN" http://127.0.0.1:{ports.intake}/cases/<id>', ""]
     return "\n".join(lines)
@@ -80,7 +82,8 @@ def main() -> int:
         auth_secret = load_or_create_auth_secret(DATA / "auth.secret")
         services = start_services(infra.database_url, infra.bootstrap, ports, auth_secret=auth_secret,
                                   pii_keys=load_or_create_pii_key(DATA / "pii.key"),
-                                  pii_hmac_key=load_or_create_hmac_key(DATA / "pii-hmac.key"))
+                                  pii_hmac_key=load_or_create_hmac_key(DATA / "pii-hmac.key"),
+                                  link_secret=load_or_create_link_secret(DATA / "referral-link.secret"))
         print(_banner(ports, infra), flush=True)
         print(_dev_tokens(auth_secret, ports), flush=True)
         reported: set[str] = set()

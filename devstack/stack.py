@@ -8,6 +8,7 @@ running event loop. Typical use from a test session:
     stack.url("intake")            # "http://127.0.0.1:<port>"
     stack.smtp_messages_url        # "http://127.0.0.1:<port>/messages"
     stack.token("operator", sub="op-1")   # a bearer token the services accept (AUTH_HS256_SECRET)
+    stack.token("agency", sub="pol-1", agency_units=["police-province-01"])   # an agency's token
     stack.infra.broker.pid         # None if KAFKA_BOOTSTRAP_SERVERS pointed elsewhere
     stack.services.restart("notify")
     stack.stop()
@@ -30,7 +31,8 @@ from devstack.topics import ensure_topics
 
 __all__ = ["REPO_ROOT", "SERVICES", "Ports", "Infra", "Services", "Stack", "free_port", "prepare",
            "start_services", "service_env", "load_or_create_pii_key", "new_pii_key",
-           "load_or_create_hmac_key", "new_hmac_key", "load_or_create_auth_secret", "new_auth_secret"]
+           "load_or_create_hmac_key", "new_hmac_key", "load_or_create_auth_secret", "new_auth_secret",
+           "load_or_create_link_secret", "new_link_secret"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("intake", "referral", "notify", "reporting")
@@ -132,6 +134,19 @@ def load_or_create_auth_secret(path: Path) -> str:
     return _load_or_create(path, new_auth_secret, lambda _path, _value: None)
 
 
+def new_link_secret() -> str:
+    """A fresh REFERRAL_LINK_SECRET: the key referral signs its acknowledge links with (HS256)."""
+    import secrets
+
+    return secrets.token_urlsafe(32)
+
+
+def load_or_create_link_secret(path: Path) -> str:
+    """The dev REFERRAL_LINK_SECRET (.data/referral-link.secret), kept so links sent in one `make run` work
+    in the next."""
+    return _load_or_create(path, new_link_secret, lambda _path, _value: None)
+
+
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class Infra:
@@ -204,6 +219,7 @@ def service_env(
     extra_env: Mapping[str, str] | None = None,
     auth_secret: str | None = None,
     pii_hmac_key: str | None = None,
+    link_secret: str | None = None,
 ) -> dict[str, str]:
     """The environment `python -m services.<name>` runs with."""
     env = _base_env(database_url, bootstrap, extra_env)
@@ -215,6 +231,11 @@ def service_env(
         env["PII_HMAC_KEY"] = pii_hmac_key or new_hmac_key()
     if name == "notify":
         env.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(ports.smtp))
+    if name == "referral":
+        env["REFERRAL_LINK_SECRET"] = link_secret or new_link_secret()
+        # Acknowledge links point at this process unless the caller names a public address.
+        env["REFERRAL_PUBLIC_URL"] = (extra_env or {}).get("REFERRAL_PUBLIC_URL",
+                                                           f"http://127.0.0.1:{ports.service(name)}")
     return env
 
 
@@ -285,6 +306,7 @@ def start_services(
     names: tuple[str, ...] = SERVICES,
     auth_secret: str | None = None,
     pii_hmac_key: str | None = None,
+    link_secret: str | None = None,
 ) -> Services:
     """Start the SMTP sink, then `names`, and wait for each one's GET /readyz to answer 200.
 
@@ -304,7 +326,7 @@ def start_services(
         for name in names:
             env = service_env(name, database_url=database_url, bootstrap=bootstrap, ports=ports,
                               pii_keys=pii_keys, extra_env=extra_env, auth_secret=auth_secret,
-                              pii_hmac_key=pii_hmac_key)
+                              pii_hmac_key=pii_hmac_key, link_secret=link_secret)
             supervisor.start(name, [sys.executable, "-m", f"services.{name}"], env)
         for name in names:  # they start concurrently; the waits overlap
             supervisor.wait_ready(name, services._ready_url(name), ready_timeout)
@@ -330,11 +352,13 @@ class Stack:
         ready_timeout: float = 60.0,
         auth_secret: str | None = None,
         pii_hmac_key: str | None = None,
+        link_secret: str | None = None,
     ):
         self.ports = ports or Ports.from_env()
         self.pii_keys = pii_keys or new_pii_key()
         self.pii_hmac_key = pii_hmac_key or new_hmac_key()
         self.auth_secret = auth_secret or new_auth_secret()  # AUTH_HS256_SECRET of the services
+        self.link_secret = link_secret or new_link_secret()  # REFERRAL_LINK_SECRET of referral
         self.log_dir = log_dir
         self.extra_env = dict(extra_env or {})
         self.ready_timeout = ready_timeout
@@ -356,13 +380,15 @@ class Stack:
     def smtp_messages_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.smtp_http}/messages"
 
-    def token(self, *roles: str, sub: str = "test", name: str | None = None, ttl_s: float = 3600) -> str:
-        """A bearer token the services accept: stack.token("operator", sub="op-1")."""
+    def token(self, *roles: str, sub: str = "test", name: str | None = None, ttl_s: float = 3600,
+              agency_units: tuple[str, ...] | list[str] = ()) -> str:
+        """A bearer token the services accept: stack.token("operator", sub="op-1"), or for an agency
+        stack.token("agency", sub="pol-1", agency_units=["police-province-01"])."""
         from runtime.auth import AuthSettings, issue_token
 
         settings = AuthSettings.from_env({**os.environ, **self.extra_env}, auth_mode="hs256",
                                          auth_hs256_secret=self.auth_secret)
-        return issue_token(settings, sub=sub, roles=roles, name=name, ttl_s=ttl_s)
+        return issue_token(settings, sub=sub, roles=roles, name=name, ttl_s=ttl_s, agency_units=agency_units)
 
     def auth_headers(self, *roles: str, sub: str = "test", name: str | None = None) -> dict[str, str]:
         """{"Authorization": "Bearer ..."} for stack.token(*roles, sub=sub)."""
@@ -375,7 +401,7 @@ class Stack:
             self.services = start_services(
                 self.database_url, self.bootstrap, self.ports, pii_keys=self.pii_keys, log_dir=self.log_dir,
                 extra_env=self.extra_env, ready_timeout=self.ready_timeout,
-                auth_secret=self.auth_secret, pii_hmac_key=self.pii_hmac_key,
+                auth_secret=self.auth_secret, pii_hmac_key=self.pii_hmac_key, link_secret=self.link_secret,
             )
         except BaseException:
             self.stop()

@@ -4,7 +4,8 @@ Two modes (AUTH_MODE):
 
 * ``hs256`` (development, tests): tokens are HS256 JWTs signed with AUTH_HS256_SECRET. `make run`
   keeps a secret in .data/auth.secret and prints tokens; mint more with
-  ``python -m runtime.auth token --role operator --sub op-1``.
+  ``python -m runtime.auth token --role operator --sub op-1``, or for an agency
+  ``python -m runtime.auth token --role agency --sub pol-1 --agency-unit police-province-01``.
 * ``jwks`` (production): tokens come from an OIDC provider and are RS256 or ES256 JWTs, verified
   with the provider's published keys (AUTH_JWKS_URL). Keys are cached for AUTH_JWKS_LIFESPAN_S;
   a token with an unknown ``kid`` triggers at most one refetch per AUTH_JWKS_COOLDOWN_S (key
@@ -15,7 +16,9 @@ than AUTH_JWKS_LIFESPAN_S), so a withdrawn key's tokens are refused within twice
 
 Every token needs ``sub`` and ``exp``; ``aud`` and ``iss`` are checked when AUTH_AUDIENCE and
 AUTH_ISSUER are set. Roles come from AUTH_ROLES_CLAIM, a claim name or a dotted path into nested
-claims (Keycloak: ``realm_access.roles``); role names the platform does not know are ignored.
+claims (Keycloak: ``realm_access.roles``); role names the platform does not know are ignored. An
+agency's token also names the directory units it speaks for, in AUTH_AGENCY_UNITS_CLAIM (a list of
+unit codes, or one comma-separated string).
 
 In an app::
 
@@ -70,6 +73,7 @@ class Role(StrEnum):
     OPERATOR = "operator"  # takes calls, records and updates cases
     SUPERVISOR = "supervisor"  # merges, reopens, blocks flags, sees all cases
     AUDITOR = "auditor"  # reads the audit log
+    AGENCY = "agency"  # staff of agency units: their units' referrals only (claim agency_units)
 
 
 class AuthSettings(BaseSettings):
@@ -81,6 +85,7 @@ class AuthSettings(BaseSettings):
     auth_issuer: str | None = None
     auth_audience: str | None = "hotline111"  # empty: do not check aud
     auth_roles_claim: str = "roles"
+    auth_agency_units_claim: str = "agency_units"  # claim or dotted path: the unit codes an agency acts for
     auth_leeway_s: float = Field(30, ge=0)
     auth_jwks_lifespan_s: float = Field(300, gt=0)  # how long fetched keys are trusted without a refetch
     auth_jwks_cooldown_s: float = Field(30, ge=0)  # minimum time between refetches for an unknown kid
@@ -134,11 +139,13 @@ class AuthUnavailable(DomainError):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who made the request: the token's subject, its known roles and display name."""
+    """Who made the request: the token's subject, its known roles, display name and, for an agency, the
+    codes of the directory units it acts for."""
 
     subject: str
     roles: frozenset[Role]
     name: str | None = None
+    agency_units: frozenset[str] = frozenset()
 
     def has(self, role: Role | str) -> bool:
         return role in self.roles  # Role is a StrEnum: "supervisor" == Role.SUPERVISOR
@@ -156,16 +163,22 @@ def _claim(claims: Mapping[str, Any], path: str) -> Any:
     return value
 
 
-def roles_from_claims(claims: Mapping[str, Any], path: str) -> frozenset[Role]:
-    raw = _claim(claims, path)
+def _names(raw: Any) -> list[str]:
+    """A claim holding names: a list, or one string separated by commas or spaces."""
     if isinstance(raw, str):
-        names: Iterable[Any] = re.split(r"[\s,]+", raw)
-    elif isinstance(raw, (list, tuple)):
-        names = raw
-    else:
-        return frozenset()
+        return [n for n in re.split(r"[\s,]+", raw) if n]
+    if isinstance(raw, (list, tuple)):
+        return [n for n in raw if isinstance(n, str) and n]
+    return []
+
+
+def roles_from_claims(claims: Mapping[str, Any], path: str) -> frozenset[Role]:
     known = {r.value for r in Role}
-    return frozenset(Role(n) for n in names if isinstance(n, str) and n in known)
+    return frozenset(Role(n) for n in _names(_claim(claims, path)) if n in known)
+
+
+def agency_units_from_claims(claims: Mapping[str, Any], path: str) -> frozenset[str]:
+    return frozenset(n for n in _names(_claim(claims, path)) if len(n) <= 64)
 
 
 _REASONS: tuple[tuple[type[Exception], str], ...] = (
@@ -305,7 +318,8 @@ class TokenVerifier:
             raise _invalid(jwt.MissingRequiredClaimError("sub"))
         name = claims.get("name") or claims.get("preferred_username")
         return Principal(subject, roles_from_claims(claims, s.auth_roles_claim),
-                         name if isinstance(name, str) else None), float(claims["exp"])
+                         name if isinstance(name, str) else None,
+                         agency_units_from_claims(claims, s.auth_agency_units_claim)), float(claims["exp"])
 
 
 # ------------------------------------------------------------------------------ FastAPI
@@ -360,6 +374,7 @@ def issue_token(
     ttl_s: float = 12 * 3600,
     now: float | None = None,
     extra: Mapping[str, Any] | None = None,
+    agency_units: Iterable[str] = (),
 ) -> str:
     """An HS256 token that `settings` accepts (development and tests only)."""
     if settings.auth_mode is not AuthMode.HS256:
@@ -372,14 +387,20 @@ def issue_token(
         claims["aud"] = settings.auth_audience
     if settings.auth_issuer:
         claims["iss"] = settings.auth_issuer
-    # Put the roles where the verifier looks for them, nesting a dotted path.
-    *parents, leaf = settings.auth_roles_claim.split(".")
+    _put(claims, settings.auth_roles_claim, sorted(Role(r).value for r in roles))
+    if units := sorted(set(agency_units)):
+        _put(claims, settings.auth_agency_units_claim, units)
+    claims.update(extra or {})
+    return jwt.encode(claims, settings.auth_hs256_secret.get_secret_value(), algorithm="HS256")
+
+
+def _put(claims: dict[str, Any], path: str, value: Any) -> None:
+    """Put a claim where the verifier looks for it, nesting a dotted path."""
+    *parents, leaf = path.split(".")
     node = claims
     for part in parents:
         node = node.setdefault(part, {})
-    node[leaf] = sorted(Role(r).value for r in roles)
-    claims.update(extra or {})
-    return jwt.encode(claims, settings.auth_hs256_secret.get_secret_value(), algorithm="HS256")
+    node[leaf] = value
 
 
 _TTL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -402,14 +423,20 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--sub", default="dev", help="the subject (user id); default: dev")
     token.add_argument("--name", default=None, help="display name")
     token.add_argument("--ttl", type=parse_ttl, default=parse_ttl("12h"), help="lifetime, e.g. 30m, 12h (default)")
+    token.add_argument("--agency-unit", action="append", default=[], metavar="CODE",
+                       help="a directory unit code the agency token acts for (with --role agency); repeat, or "
+                            "separate codes with commas. A code also covers the units below it")
     args = parser.parse_args(argv)
+    units = [c for arg in args.agency_unit for c in _names(arg)]
+    if units and "agency" not in args.role:
+        parser.error("--agency-unit needs --role agency")
 
     settings = load_auth_settings()
     if settings.auth_mode is not AuthMode.HS256:
         print("AUTH_MODE=jwks: get tokens from the OIDC provider; this tool signs only hs256 dev tokens.",
               file=sys.stderr)
         return 2
-    print(issue_token(settings, sub=args.sub, roles=args.role, name=args.name, ttl_s=args.ttl))
+    print(issue_token(settings, sub=args.sub, roles=args.role, name=args.name, ttl_s=args.ttl, agency_units=units))
     return 0
 
 

@@ -34,6 +34,20 @@ class Conflict(DomainError):
     kind = "conflict"
 
 
+class PreconditionFailed(DomainError):
+    """If-Match names a version that is no longer current: someone changed it since it was read."""
+
+    status = 412
+    kind = "precondition-failed"
+
+
+class PreconditionRequired(DomainError):
+    """A change sent without If-Match: it would overwrite changes it never saw."""
+
+    status = 428
+    kind = "precondition-required"
+
+
 class Unauthorized(DomainError):
     """No valid bearer token. `error` is the RFC 6750 error code for the WWW-Authenticate challenge
     (None when no token was sent at all)."""

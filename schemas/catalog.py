@@ -63,7 +63,7 @@ TOPICS: tuple[Topic, ...] = (
         name="notify.notifications.v1",
         partitions=6,
         producer="notify",
-        consumers=(),
+        consumers=("referral",),
         description="Delivery status of agency alerts. Key: case id.",
     ),
 )

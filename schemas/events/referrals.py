@@ -83,6 +83,8 @@ class ReferralCreated(EventPayload):
     cause: ReferralCause = Field(ReferralCause.matched, description="Why this referral exists (v1.1).")
     previous_referral_id: UUID | None = Field(None, description="The referral this one escalates or re-routes "
                                                                 "(v1.1).")
+    ack_url: str | None = Field(None, description="A signed link that acknowledges the referral in one click, "
+                                                  "without a login; it expires after the escalation window (v1.1).")
 
 
 class ReferralStatusChanged(EventPayload):

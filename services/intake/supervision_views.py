@@ -6,11 +6,12 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel, ConfigDict
 
 from runtime.auth import Principal, Role, require
+from runtime.etags import etag, parse_if_match
 from runtime.service import get_uow
 from runtime.uow import UnitOfWork
 from services.intake.cases import duplicates
 from services.intake.cases.schemas import CaseOut
-from services.intake.cases.views import IfMatch, actor, etag, parse_if_match
+from services.intake.cases.views import IfMatch, actor
 from services.intake.contacts import blocks
 
 router = APIRouter(tags=["supervision"])
@@ -41,7 +42,7 @@ async def merge_case(case_id: UUID, body: MergeIn, uow: Uow, principal: Supervis
                      if_match: IfMatch = None) -> CaseOut:
     """Close this case as a duplicate of `into_case_id`; both histories stay. Needs the case's `If-Match`."""
     case = await duplicates.merge(uow, actor(principal), case_id, body.into_case_id, parse_if_match(if_match))
-    response.headers["ETag"] = etag(case)
+    response.headers["ETag"] = etag(case.version)
     return case
 
 

@@ -1,7 +1,20 @@
 """Referral's tables, in its own schema: the agency directory and the referrals made."""
 from sqlalchemy import (
-    BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData, SmallInteger, String, Table,
-    UniqueConstraint, func, text,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
@@ -83,6 +96,20 @@ referrals = Table(
     UniqueConstraint("case_id", "agency_unit_id", name="uq_referral_case_unit"),
 )
 Index("ix_referrals_due", referrals.c.due_at, postgresql_where=referrals.c.due_at.is_not(None))
+# An agency's inbox: its units' referrals, newest first.
+Index("ix_referrals_unit_created", referrals.c.agency_unit_id, referrals.c.created_at.desc(), referrals.c.id.desc())
+
+# The latest facts of each case, as its events carried them (codes and flags, never names): what a
+# declined referral is matched again with. Kept per case, so an update that reached no new unit still
+# counts, and escalated referrals have them too.
+case_facts = Table(
+    "case_facts",
+    metadata,
+    Column("case_id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, nullable=False),  # the case's version the facts are of
+    Column("facts", JSONB, nullable=False),  # a CaseFacts payload
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
 
 # What agencies report back: counts and codes, never names.
 referral_outcomes = Table(

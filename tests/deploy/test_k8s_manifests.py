@@ -51,7 +51,7 @@ CRD_GROUPS = frozenset({"kafka.strimzi.io", "postgresql.cnpg.io"})
 SELF_CHECKED = frozenset({("monitoring.coreos.com/v1", "ServiceMonitor")})
 # Secrets the manifests read but must not contain: created by ops (documented
 # in docs/operations-k8s.md) or by the CloudNativePG operator (<cluster>-app).
-EXTERNAL_SECRETS = frozenset({"intake-pii-keys", "notify-smtp"})
+EXTERNAL_SECRETS = frozenset({"intake-pii-keys", "notify-smtp", "referral-link-secret"})
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 KUSTOMIZATION_KEYS = frozenset(
     {"apiVersion", "kind", "namespace", "resources", "configMapGenerator", "images", "patches", "components"}
@@ -550,6 +550,11 @@ def test_deployment_environment(svc: str) -> None:
         assert {"SMTP_HOST", "SMTP_PORT", "SMTP_STARTTLS", "NOTIFY_EMAIL_FROM"} <= set(settings)
         for key in ("SMTP_USERNAME", "SMTP_PASSWORD"):
             assert env[key]["valueFrom"]["secretKeyRef"]["name"] == "notify-smtp"
+    if svc == "referral":
+        assert env["REFERRAL_LINK_SECRET"]["valueFrom"]["secretKeyRef"]["name"] == "referral-link-secret"
+        assert "referral-config" in config_maps
+        public_url = read_env_file(K8S_DIR / "base" / "referral" / "referral.env")["REFERRAL_PUBLIC_URL"]
+        assert public_url.startswith("https://")
 
 
 def test_secret_references_are_known_and_documented() -> None:

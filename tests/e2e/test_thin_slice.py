@@ -32,7 +32,8 @@ async def test_report_becomes_agency_email_and_reported_count(http, stack):
         return now["cases_referred"] == before["cases_referred"] + 1
 
     await eventually(referred)
-    referrals = (await http.get(f"{stack.url('referral')}/referrals", params={"case_id": case["id"]})).json()
+    referrals = (await http.get(f"{stack.url('referral')}/referrals", params={"case_id": case["id"]},
+                                headers=operator_headers(stack))).json()
     assert sorted((r["agency_unit_name"], tuple(r["rule_ids"])) for r in referrals) == [
         ("Commune Police of Phường Hoàn Kiếm, Thành phố Hà Nội", ("police-commune",)),
         ("People's Committee of Phường Hoàn Kiếm, Thành phố Hà Nội", ("peoples-committee",))]
@@ -77,7 +78,8 @@ async def test_reports_taken_while_broker_is_frozen_each_take_effect_exactly_onc
     assert now["cases_reported"] - before["cases_reported"] == n
     for case in cases:
         assert len(await emails_for(http, stack, case["case_number"])) == 1
-        referrals = (await http.get(f"{stack.url('referral')}/referrals", params={"case_id": case["id"]})).json()
+        referrals = (await http.get(f"{stack.url('referral')}/referrals", params={"case_id": case["id"]},
+                                    headers=operator_headers(stack))).json()
         assert len(referrals) == 1
 
 

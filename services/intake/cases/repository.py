@@ -5,7 +5,7 @@ from collections import defaultdict
 from sqlalchemy import delete, select
 
 from runtime.crypto import blind_index
-from runtime.problems import DomainError, NotFound
+from runtime.problems import NotFound, PreconditionFailed, PreconditionRequired
 from runtime.uow import UnitOfWork
 from services.intake.actors import Actor
 from services.intake.cases.schemas import CaseOut, TraffickerIn, TraffickerOut, VictimIn, VictimOut
@@ -58,16 +58,6 @@ async def case_row(uow: UnitOfWork, case_id: uuid.UUID, *extra, for_update: bool
     if for_update:
         query = query.with_for_update()
     return (await uow.session.execute(query)).mappings().first()
-
-
-class PreconditionFailed(DomainError):
-    status = 412
-    kind = "precondition-failed"
-
-
-class PreconditionRequired(DomainError):
-    status = 428
-    kind = "precondition-required"
 
 
 async def locked_for_change(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID, if_match: int | None):

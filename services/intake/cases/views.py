@@ -5,7 +5,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from runtime.auth import Principal, Role, require
-from runtime.problems import DomainError
+from runtime.etags import etag, parse_if_match
 from runtime.service import get_uow
 from runtime.uow import UnitOfWork
 from schemas.events.common import Urgency
@@ -13,7 +13,14 @@ from schemas.vocab import CaseStatus
 from services.intake.actors import Actor
 from services.intake.cases import personal, service
 from services.intake.cases.schemas import (
-    CaseOut, CasePage, CasePatch, CaseReportIn, NoteIn, NoteOut, PersonalDataOut, StatusChangeIn,
+    CaseOut,
+    CasePage,
+    CasePatch,
+    CaseReportIn,
+    NoteIn,
+    NoteOut,
+    PersonalDataOut,
+    StatusChangeIn,
 )
 
 router = APIRouter(prefix="/cases", tags=["cases"])
@@ -27,21 +34,8 @@ def actor(principal: Principal) -> Actor:
     return Actor(principal.subject, principal.has(Role.SUPERVISOR))
 
 
-def etag(case: CaseOut) -> str:
-    return f'"{case.version}"'
-
-
-def parse_if_match(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value.removeprefix("W/").strip('"'))
-    except ValueError as exc:
-        raise DomainError("not an ETag this API issued", field="If-Match") from exc
-
-
 def _with_etag(response: Response, case: CaseOut) -> CaseOut:
-    response.headers["ETag"] = etag(case)
+    response.headers["ETag"] = etag(case.version)
     return case
 
 

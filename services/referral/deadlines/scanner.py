@@ -6,24 +6,22 @@ restart loses nothing: the timers are rows, not tasks.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
 
 from runtime.logging import get_logger
 from runtime.uow import UnitOfWork
+from schemas.events.cases import CaseFacts
 from schemas.events.common import Urgency
-from schemas.events.referrals import (
-    AgencyContact, ContactChannel, ReferralCause, ReferralCreated, ReferralEscalated, ReferralReminder,
-)
+from schemas.events.referrals import ReferralCause, ReferralEscalated, ReferralReminder
 from services.referral.deadlines.ladder import ladder
 from services.referral.directory.model import DirectoryIndex, Unit, UnitKind
+from services.referral.matching.engine import Match, Step, StepKind
 from services.referral.models import referrals
-from services.referral.referrals.handlers import Referrer, ack_deadline
+from services.referral.referrals.handlers import Referrer, contacts_of, create_referral
 
 log = get_logger(__name__)
 REMIND, ESCALATE = "remind", "escalate"
@@ -45,10 +43,6 @@ def escalate_after(referrer: Referrer, urgency: Urgency) -> timedelta:
     s = referrer.settings
     return timedelta(minutes={Urgency.emergency: s.escalate_minutes_emergency, Urgency.high: s.escalate_minutes_high,
                               Urgency.normal: s.escalate_minutes_normal}[urgency])
-
-
-def contacts_of(unit: Unit) -> list[AgencyContact]:
-    return [AgencyContact(channel=ContactChannel(c.channel), address=c.address) for c in unit.contacts_in_order()]
 
 
 async def fire_due(uow: UnitOfWork, referrer: Referrer, now: datetime, limit: int = 100) -> Fired:
@@ -107,27 +101,15 @@ async def _escalate(uow: UnitOfWork, referrer: Referrer, row, unit: Unit | None,
 
 async def _refer_up(uow: UnitOfWork, referrer: Referrer, row, overdue: Unit, target: Unit, now: datetime):
     """A referral of the case to `target`, or None if the case already has one there."""
-    referral_id, due = uuid.uuid4(), ack_deadline(referrer.settings, Urgency(row["urgency"]), now)
     reason = f"escalated: {overdue.name} did not acknowledge by {row['acknowledge_by']:%Y-%m-%d %H:%M} UTC"
     # Identity goes up the police chain only as far as it was allowed; a coordination centre gets none.
     shared = bool(row["identity_shared"]) and target.kind in LAW_ENFORCEMENT
-    inserted = await uow.session.scalar(insert(referrals).values(
-        id=referral_id, case_id=row["case_id"], case_number=row["case_number"], agency_unit_id=target.id,
-        status="created", urgency=row["urgency"], province_code=row["province_code"], match_reason=reason[:500],
-        rule_ids=[], trace=[{"rule": "escalation", "kind": "chosen", "text": reason, "unit": target.code}],
-        identity_shared=shared, acknowledge_by=due, created_at=now, updated_at=now,
-        cause=ReferralCause.escalation, previous_referral_id=row["id"], due_step=REMIND, due_at=due,
-    ).on_conflict_do_nothing(constraint="uq_referral_case_unit").returning(referrals.c.id))
-    if inserted is None:
-        return None
-    uow.emit(ReferralCreated(
-        referral_id=referral_id, case_id=row["case_id"], case_number=row["case_number"], agency_unit_id=target.id,
-        agency_unit_name=target.name, agency_kind=target.kind, agency_level=target.level,
-        province_code=row["province_code"], urgency=row["urgency"], acknowledge_by=due, match_reason=reason[:500],
-        contacts=contacts_of(target), identity_shared=shared, cause=ReferralCause.escalation,
-        previous_referral_id=row["id"],
-    ), key=str(row["case_id"]), subject=row["case_number"])
-    return referral_id
+    chosen = Match(unit=target, rules=(), reasons={}, needs=(), identity_shared=shared,
+                   trace=(Step(rule="escalation", kind=StepKind.chosen, text=reason, unit=target.code),))
+    case = CaseFacts(case_id=row["case_id"], case_number=row["case_number"], province_code=row["province_code"],
+                     urgency=row["urgency"])
+    return await create_referral(uow, referrer, case, chosen, now, cause=ReferralCause.escalation,
+                                 previous=row["id"], why=reason)
 
 
 def deadline_worker(uows: Callable[[], UnitOfWork], referrer: Referrer,

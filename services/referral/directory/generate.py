@@ -19,11 +19,19 @@ from pathlib import Path
 
 from schemas.geography import communes, provinces
 from services.referral.directory import codec
-from services.referral.directory.facts import (
-    COAST_GUARD_REGIONS, COUNTRY_NAMES, REGIONAL_CENTRE, border_countries, coast_guard_unit_code, coastal_provinces,
+from services.referral.directory.facts import (  # noqa: F401  (re-exported)
+    COAST_GUARD_REGIONS,
+    COUNTRY_NAMES,
+    REGIONAL_CENTRE,
+    border_countries,
+    coast_guard_coverage,
+    coast_guard_unit_code,
+    coastal_provinces,
+    directory_index,
 )
-from services.referral.directory.facts import coast_guard_coverage, directory_index  # noqa: F401  (re-exported)
-from services.referral.directory.model import Channel, Contact, Level, OpeningHours, Service as S, Unit, UnitKind as K
+from services.referral.directory.model import Channel, Contact, Level, OpeningHours, Unit
+from services.referral.directory.model import Service as S
+from services.referral.directory.model import UnitKind as K
 
 DATA = Path(__file__).parent / "data" / "agency_units.csv"
 NAMESPACE = uuid.UUID("8f0c9b1e-1111-4d6e-9a57-111111111111")  # stable ids across regenerations

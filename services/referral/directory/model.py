@@ -2,6 +2,7 @@
 where they serve, what they offer, how to reach them and when. Nothing here knows the database."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from enum import StrEnum
@@ -129,6 +130,7 @@ class DirectoryIndex:
 
     units: list[Unit]
     by_code: dict[str, Unit] = field(init=False)
+    by_id: dict[UUID, Unit] = field(init=False)
     # Geography the matcher asks about, from data/regions.csv, border_provinces.csv, coastal_provinces.csv
     # and coast_guard_regions.csv (read by whoever builds the index, never by the matcher).
     province_regions: dict[str, str] = field(default_factory=dict)  # province code → hotline region
@@ -138,10 +140,15 @@ class DirectoryIndex:
     coverage: dict[str, frozenset[str]] = field(default_factory=dict)
     _by_kind: dict[tuple[UnitKind, Level, str], list[Unit]] = field(init=False, repr=False)
     _by_service: dict[tuple[Service, Level, str], list[Unit]] = field(init=False, repr=False)
+    _children: dict[str, list[Unit]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.by_code = {u.code: u for u in self.units}
-        self._by_kind, self._by_service = {}, {}
+        self.by_id = {u.id: u for u in self.units}
+        self._by_kind, self._by_service, self._children = {}, {}, {}
+        for unit in self.units:
+            if unit.parent_code:
+                self._children.setdefault(unit.parent_code, []).append(unit)
         for unit in sorted(self.units, key=lambda u: u.code):  # code order: lookups are deterministic
             area = area_of(unit)
             if area is None:
@@ -163,6 +170,18 @@ class DirectoryIndex:
         """Units listed in `coverage` as serving a province (e.g. its Coast Guard region), in code order."""
         codes = sorted(self.coverage.get(province_code, ()))
         return [self.by_code[c] for c in codes if c in self.by_code]
+
+    def units_under(self, codes: Iterable[str]) -> list[Unit]:
+        """The units named, and every unit whose parent chain leads to one of them (a province police
+        command and its commune police). Unknown codes name nothing."""
+        found: dict[str, Unit] = {}
+        todo = [self.by_code[c] for c in codes if c in self.by_code]
+        while todo:
+            unit = todo.pop()
+            if unit.code not in found:  # a cycle in the data cannot loop forever
+                found[unit.code] = unit
+                todo.extend(self._children.get(unit.code, ()))
+        return list(found.values())
 
     def region_of(self, province_code: str) -> str | None:
         """The hotline region of a province ("north", "central", "south"), None when not listed."""

@@ -15,7 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referral.directory.facts import directory_index
 from services.referral.directory.model import (
-    Channel, Contact, DirectoryIndex, Level, OpeningHours, Service, Unit, UnitKind, UnitStatus,
+    Channel,
+    Contact,
+    DirectoryIndex,
+    Level,
+    OpeningHours,
+    Service,
+    Unit,
+    UnitKind,
+    UnitStatus,
 )
 from services.referral.models import agency_units, directory_state
 

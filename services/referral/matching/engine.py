@@ -33,6 +33,7 @@ class SkipReason(StrEnum):
     temporarily_closed = "temporarily_closed"
     closed_now = "closed_now"  # emergency, and neither open now nor reachable 24/7
     another_chosen = "another_chosen"  # eligible, but an earlier unit at the same place was taken
+    excluded = "excluded"  # the caller left it out: it declined the case, or already has it
 
 
 @dataclass(frozen=True)
@@ -72,19 +73,20 @@ class Outcome:
 
 
 def match(facts: Any, directory: DirectoryIndex, rules: Any, now: datetime,
-          geography: Geography | None = None) -> list[Match]:
+          geography: Geography | None = None, exclude: frozenset[str] = frozenset()) -> list[Match]:
     """One Match per chosen unit, in the order rules first chose them. See `explain` for the arguments."""
-    return list(explain(facts, directory, rules, now, geography).matches)
+    return list(explain(facts, directory, rules, now, geography, exclude).matches)
 
 
 def explain(facts: Any, directory: DirectoryIndex, rules: Any, now: datetime,
-            geography: Geography | None = None) -> Outcome:
+            geography: Geography | None = None, exclude: frozenset[str] = frozenset()) -> Outcome:
     """`facts`: a CaseFacts payload (CaseReported, CaseUpdated) or a mapping of one. `rules`: a RuleSet or a
-    RuleBook (its current rules). `now`: timezone-aware. `geography` defaults to the directory."""
+    RuleBook (its current rules). `now`: timezone-aware. `geography` defaults to the directory. `exclude`:
+    unit codes never chosen (skipped as `excluded`), so each rule falls through to its next candidate."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     ruleset: RuleSet = getattr(rules, "current", rules)
-    ctx = _Context(CaseView.of(facts), directory, geography or directory, now.astimezone(LOCAL_TZ))
+    ctx = _Context(CaseView.of(facts), directory, geography or directory, now.astimezone(LOCAL_TZ), exclude)
     trace: list[Step] = []
     chosen: dict[str, _Chosen] = {}
     unmatched: list[str] = []
@@ -117,6 +119,7 @@ class _Context:
     directory: DirectoryIndex
     geo: Geography
     local_now: datetime
+    exclude: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -221,6 +224,8 @@ def _pick(rule: Rule, ctx: _Context, place: _Place, steps: list[Step], need: Nee
 
 
 def _ineligible(unit: Unit, rule: Rule, ctx: _Context) -> tuple[SkipReason | None, str]:
+    if unit.code in ctx.exclude:
+        return SkipReason.excluded, "excluded: it declined this case or already has it"
     if unit.status == UnitStatus.inactive:
         return SkipReason.inactive, "inactive in the directory"
     if unit.status == UnitStatus.temporarily_closed:

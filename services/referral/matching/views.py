@@ -8,13 +8,15 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import to_jsonable_python
 
+from runtime.auth import Role, require
 from runtime.service import get_uow
 from runtime.uow import UnitOfWork
 from schemas.events.cases import CaseFacts
 from schemas.geography import check_commune, check_province
 from services.referral.matching.engine import explain
 
-router = APIRouter(prefix="/matching", tags=["matching"])
+router = APIRouter(prefix="/matching", tags=["matching"],
+                   dependencies=[Depends(require(Role.OPERATOR, Role.SUPERVISOR))])
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
 DRY_RUN_ID = UUID(int=0)
 

@@ -4,9 +4,11 @@ import asyncio
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from prometheus_client import Counter
 from pydantic_core import to_jsonable_python
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from runtime.consumer import Event
@@ -14,11 +16,13 @@ from runtime.logging import get_logger
 from runtime.uow import UnitOfWork
 from schemas.events.cases import CaseFacts, CaseReported, CaseUpdated
 from schemas.events.common import Urgency
-from schemas.events.referrals import AgencyContact, ContactChannel, ReferralCreated
+from schemas.events.referrals import AgencyContact, ContactChannel, ReferralCause, ReferralCreated
+from services.referral.directory.model import Unit
 from services.referral.directory.repository import DirectoryCache
 from services.referral.matching.engine import Match, explain
 from services.referral.matching.loader import RuleBook
-from services.referral.models import referrals
+from services.referral.models import case_facts, referrals
+from services.referral.referrals.links import AckLinks, link_expiry
 from services.referral.settings import ReferralSettings
 
 log = get_logger(__name__)
@@ -44,6 +48,12 @@ class Referrer:
     rules: RuleBook
     directory: DirectoryCache
 
+    @cached_property
+    def links(self) -> AckLinks | None:
+        """Signs acknowledge links; None without REFERRAL_LINK_SECRET (the serving app refuses to start so)."""
+        secret = self.settings.referral_link_secret
+        return AckLinks(secret.get_secret_value(), self.settings.referral_public_url) if secret else None
+
     async def watch_rules(self, stop: asyncio.Event) -> None:
         """Reload the rules file when it changes; a broken file leaves the rules in force (RuleBook)."""
         while not stop.is_set():
@@ -56,8 +66,8 @@ class Referrer:
 
 async def refer(uow: UnitOfWork, referrer: Referrer, case: CaseFacts, now: datetime) -> int:
     """One referral per chosen unit the case does not have yet. Returns how many were made."""
+    await remember_facts(uow, case, now)
     directory = await referrer.directory.current(uow.session)
-    due = ack_deadline(referrer.settings, case.urgency, now)
     outcome = explain(case, directory, referrer.rules, now)
     if outcome.unmatched:
         log.warning("case_match_gaps", case_id=str(case.case_id), case_number=case.case_number,
@@ -66,27 +76,62 @@ async def refer(uow: UnitOfWork, referrer: Referrer, case: CaseFacts, now: datet
             MATCH_GAPS.labels(gap).inc()
     made = 0
     for m in outcome.matches:
-        referral_id = uuid.uuid4()
-        inserted = await uow.session.scalar(
-            insert(referrals).values(
-                id=referral_id, case_id=case.case_id, case_number=case.case_number, agency_unit_id=m.unit.id,
-                status="created", urgency=case.urgency, province_code=case.province_code,
-                match_reason=_reason(m), rule_ids=list(m.rules), trace=_trace(m), identity_shared=m.identity_shared,
-                acknowledge_by=due, created_at=now, updated_at=now, due_step="remind", due_at=due,
-            ).on_conflict_do_nothing(constraint="uq_referral_case_unit").returning(referrals.c.id)
-        )
-        if inserted is None:
-            continue  # this case already went to this unit (a redelivery, or an update matching it again)
-        made += 1
-        uow.emit(ReferralCreated(
-            referral_id=referral_id, case_id=case.case_id, case_number=case.case_number,
-            agency_unit_id=m.unit.id, agency_unit_name=m.unit.name, agency_kind=m.unit.kind,
-            agency_level=m.unit.level, province_code=case.province_code, urgency=case.urgency,
-            acknowledge_by=due, match_reason=_reason(m), rule_ids=list(m.rules), identity_shared=m.identity_shared,
-            contacts=[AgencyContact(channel=ContactChannel(c.channel), address=c.address)
-                      for c in m.unit.contacts_in_order()],
-        ), key=str(case.case_id), subject=case.case_number)
+        # None: this case already went to this unit (a redelivery, or an update matching it again)
+        if await create_referral(uow, referrer, case, m, now) is not None:
+            made += 1
     return made
+
+
+def contacts_of(unit: Unit) -> list[AgencyContact]:
+    """Where to alert a unit, in its order of preference."""
+    return [AgencyContact(channel=ContactChannel(c.channel), address=c.address) for c in unit.contacts_in_order()]
+
+
+async def create_referral(uow: UnitOfWork, referrer: Referrer, case: CaseFacts, m: Match, now: datetime, *,
+                          cause: ReferralCause = ReferralCause.matched, previous: uuid.UUID | None = None,
+                          why: str = "") -> uuid.UUID | None:
+    """A referral of the case to the matched unit, with its ReferralCreated event; None if the case
+    already has one there. `why` goes before the rules' reasons (e.g. what a re-route replaces)."""
+    referral_id, due = uuid.uuid4(), ack_deadline(referrer.settings, case.urgency, now)
+    reason = (why + _reason(m))[:500]
+    inserted = await uow.session.scalar(
+        insert(referrals).values(
+            id=referral_id, case_id=case.case_id, case_number=case.case_number, agency_unit_id=m.unit.id,
+            status="created", urgency=case.urgency, province_code=case.province_code,
+            match_reason=reason, rule_ids=list(m.rules), trace=_trace(m), identity_shared=m.identity_shared,
+            acknowledge_by=due, created_at=now, updated_at=now, due_step="remind", due_at=due,
+            cause=cause, previous_referral_id=previous,
+        ).on_conflict_do_nothing(constraint="uq_referral_case_unit").returning(referrals.c.id)
+    )
+    if inserted is None:
+        return None
+    links = referrer.links
+    uow.emit(ReferralCreated(
+        referral_id=referral_id, case_id=case.case_id, case_number=case.case_number,
+        agency_unit_id=m.unit.id, agency_unit_name=m.unit.name, agency_kind=m.unit.kind,
+        agency_level=m.unit.level, province_code=case.province_code, urgency=case.urgency,
+        acknowledge_by=due, match_reason=reason, rule_ids=list(m.rules), identity_shared=m.identity_shared,
+        contacts=contacts_of(m.unit), cause=cause, previous_referral_id=previous,
+        ack_url=links.ack_link(referral_id, link_expiry(due)) if links else None,
+    ), key=str(case.case_id), subject=case.case_number)
+    return referral_id
+
+
+async def remember_facts(uow: UnitOfWork, case: CaseFacts, now: datetime) -> None:
+    """Keep the case's newest facts (a late, older event does not overwrite them)."""
+    stmt = insert(case_facts).values(case_id=case.case_id, version=case.version, updated_at=now,
+                                     facts=case.model_dump(mode="json", include=set(CaseFacts.model_fields)))
+    await uow.session.execute(stmt.on_conflict_do_update(
+        index_elements=[case_facts.c.case_id],
+        set_={"version": stmt.excluded.version, "facts": stmt.excluded.facts, "updated_at": stmt.excluded.updated_at},
+        where=case_facts.c.version <= stmt.excluded.version,
+    ))
+
+
+async def latest_facts(uow: UnitOfWork, case_id: uuid.UUID) -> CaseFacts | None:
+    """The case's newest facts; None for a case referred before they were kept."""
+    facts = await uow.session.scalar(select(case_facts.c.facts).where(case_facts.c.case_id == case_id))
+    return None if facts is None else CaseFacts.model_validate(facts)
 
 
 def _reason(m: Match) -> str:

@@ -1,4 +1,3 @@
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -6,29 +5,25 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from runtime.auth import Role, require
 from runtime.problems import NotFound
 from runtime.service import get_uow
 from runtime.uow import UnitOfWork
 from services.referral.models import agency_units, referrals
+from services.referral.referrals.schemas import ReferralState
 
 router = APIRouter(tags=["referrals"])
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
+STAFF = [Depends(require(Role.OPERATOR, Role.SUPERVISOR))]  # hotline staff see every referral
 
 
-class ReferralOut(BaseModel):
-    id: UUID
+class ReferralOut(ReferralState):
+    """Staff see every referral of a case, and what an agency does not: the case id and the chain."""
+
     case_id: UUID
-    case_number: str
     agency_unit_id: UUID
     agency_unit_name: str
-    status: str
-    urgency: str
-    province_code: str
-    match_reason: str
-    rule_ids: list[str]
-    identity_shared: bool
-    acknowledge_by: datetime
-    created_at: datetime
+    previous_referral_id: UUID | None
 
 
 class AgencyUnitOut(BaseModel):
@@ -54,7 +49,7 @@ def _referral_query():
     return select(*_REFERRAL_COLS).join(agency_units, agency_units.c.id == referrals.c.agency_unit_id)
 
 
-@router.get("/referrals", response_model=list[ReferralOut])
+@router.get("/referrals", response_model=list[ReferralOut], dependencies=STAFF)
 async def list_referrals(uow: Uow, case_id: Annotated[UUID | None, Query()] = None,
                          limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[ReferralOut]:
     query = _referral_query().order_by(referrals.c.created_at.desc()).limit(limit)
@@ -63,7 +58,7 @@ async def list_referrals(uow: Uow, case_id: Annotated[UUID | None, Query()] = No
     return [ReferralOut.model_validate(dict(r)) for r in (await uow.session.execute(query)).mappings()]
 
 
-@router.get("/referrals/{referral_id}", response_model=ReferralOut)
+@router.get("/referrals/{referral_id}", response_model=ReferralOut, dependencies=STAFF)
 async def get_referral(referral_id: UUID, uow: Uow) -> ReferralOut:
     row = (await uow.session.execute(_referral_query().where(referrals.c.id == referral_id))).mappings().first()
     if row is None:
