@@ -123,7 +123,9 @@ def build_app(runtime: ServiceRuntime, routers: Iterable[APIRouter], title: str,
     for router in routers:
         app.include_router(router)
     # One server span per request; a span per ASGI send/receive message only adds cost and noise.
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"])
+    # /ack/ paths carry a signed link: a span attribute must not keep the credential.
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics,/ack/",
+                                       exclude_spans=["receive", "send"])
     return app
 
 

@@ -282,12 +282,19 @@ async def test_the_signed_link_acknowledges_once(http, stack):
     created = [p for t, p in await events_of(stack, case["id"], 2) if t == "referral.created"]
     (url,) = [p["ack_url"] for p in created if p["referral_id"] == rid]
 
-    first = await http.get(url)
+    # Opening the link (a mail scanner, a chat preview) changes nothing; the button does.
+    opened = await http.get(url, headers={"Accept": "text/html"})
+    assert opened.status_code == 200 and '<form method="post">' in opened.text and case["case_number"] in opened.text
+    preview = await http.get(url)
+    assert (preview.json()["status"], preview.json()["acknowledged_at"]) == ("notified", None)
+    first = await http.post(url)
     assert first.status_code == 200, first.text
     assert (first.json()["status"], first.json()["already_acknowledged"]) == ("acknowledged", False)
     assert first.json()["case_number"] == case["case_number"]
-    second = await http.get(url)
+    second = await http.post(url)
     assert second.status_code == 200 and second.json()["already_acknowledged"] is True
+    pressed_again = await http.post(url, headers={"Accept": "text/html"})
+    assert "already acknowledged" in pressed_again.text and "<form" not in pressed_again.text
     assert second.json()["acknowledged_at"] == first.json()["acknowledged_at"]
     assert "already acknowledged" in second.json()["detail"]
 
@@ -309,9 +316,9 @@ async def test_an_altered_expired_or_unknown_link_is_refused(http, stack):
     for token, status, words in ((expired, 401, "expired"), (tampered, 401, "not a valid"),
                                  (forged, 401, "not a valid"), (login, 401, "not a valid"),
                                  (unknown, 404, "no referral")):
-        r = await http.get(base + token)
-        assert r.status_code == status, (words, r.text)
-        assert r.headers["content-type"] == "application/problem+json" and words in r.json()["detail"]
+        for r in (await http.get(base + token), await http.post(base + token)):
+            assert r.status_code == status, (words, r.text)
+            assert r.headers["content-type"] == "application/problem+json" and words in r.json()["detail"]
 
 
 # ---- decline and re-route --------------------------------------------------------------------------------

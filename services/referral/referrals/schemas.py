@@ -83,8 +83,17 @@ class DeclineOut(AgencyReferralOut):
     detail: str
 
 
+class AckPreview(BaseModel):
+    """What an acknowledge link points at, before anyone presses the button."""
+
+    referral_id: UUID
+    case_number: str
+    status: ReferralStatus
+    acknowledged_at: datetime | None
+
+
 class AckOut(BaseModel):
-    """The answer to a click on an acknowledge link."""
+    """The answer to pressing the button of an acknowledge link."""
 
     referral_id: UUID
     case_number: str

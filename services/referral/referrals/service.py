@@ -170,6 +170,17 @@ async def record_outcome(uow: UnitOfWork, referrer: Referrer, scope: AgencyScope
     return await _changed(uow, scope, referral_id)
 
 
+async def link_target(uow: UnitOfWork, referral_id: uuid.UUID) -> dict:
+    """What an acknowledge link points at, read only: opening a link must change nothing, because mail
+    scanners open links before anyone reads the message."""
+    row = (await uow.session.execute(
+        select(referrals.c.id, referrals.c.case_number, referrals.c.status, referrals.c.acknowledged_at)
+        .where(referrals.c.id == referral_id))).mappings().first()
+    if row is None:
+        raise NotFound(f"no referral {referral_id}")
+    return dict(row)
+
+
 async def acknowledge_by_link(uow: UnitOfWork, referral_id: uuid.UUID) -> tuple[dict, bool]:
     """Acknowledge from a signed link. A second click changes nothing. Returns (row after, was it already)."""
     row = await _locked(uow, referral_id)
