@@ -111,6 +111,18 @@ case_facts = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# How each alert of a referral fared, as notify reports it: when every one has failed, nobody was told,
+# and waiting for the acknowledgement deadline would only lose time.
+referral_deliveries = Table(
+    "referral_deliveries",
+    metadata,
+    Column("notification_id", UUID(as_uuid=True), primary_key=True),
+    Column("referral_id", UUID(as_uuid=True), nullable=False, index=True),
+    Column("channel", String(20), nullable=False),
+    Column("status", String(30), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 # What agencies report back: counts and codes, never names.
 referral_outcomes = Table(
     "referral_outcomes",

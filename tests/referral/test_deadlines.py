@@ -4,59 +4,14 @@ then escalated one level (commune → province → regional centre → national)
 scanners run."""
 import asyncio
 import sys
-import uuid
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
-import asyncpg
-import pytest
 from sqlalchemy import func, select, update
 
-from runtime import migrations
-from runtime.db import asyncpg_dsn, create_engine, notify_channel, session_factory
-from runtime.uow import UnitOfWork
 from schemas.events.cases import CaseFacts
 from services.referral.deadlines.scanner import fire_due
-from services.referral.directory.repository import DirectoryCache
-from services.referral.directory.seed import seed
-from services.referral.matching.loader import RuleBook
 from services.referral.models import outbox, referrals
-from services.referral.referrals.handlers import Referrer, refer
-from services.referral.settings import ReferralSettings
-
-T0 = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # 10:00 in Hanoi, a Tuesday
-
-
-@pytest.fixture(scope="module")
-async def db(stack):
-    name = f"deadlines_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(asyncpg_dsn(stack.database_url))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = stack.database_url.rsplit("/", 1)[0] + f"/{name}"
-    await asyncio.to_thread(migrations.upgrade, Path("services/referral/migrations"), url, "referral")
-    await seed(url)
-    engine = create_engine(url, pool_size=4)
-    yield engine, ReferralSettings(database_url=url, kafka_bootstrap_servers=stack.bootstrap)
-    await engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def referrer(db):
-    return Referrer(db[1], RuleBook(), DirectoryCache())
-
-
-def uow(db) -> UnitOfWork:
-    return UnitOfWork(session_factory(db[0]), outbox, "/tests/deadlines", notify_channel("referral"))
-
-
-async def report(db, referrer, **facts) -> CaseFacts:
-    case = CaseFacts(case_id=uuid.uuid4(), case_number=f"111-2026-{uuid.uuid4().int % 10**6:06d}",
-                     urgency="normal", **facts)
-    async with uow(db) as u:
-        await refer(u, referrer, case, T0)
-        await u.commit()
-    return case
+from tests.referral.own_database import T0, report, uow
 
 
 async def units_of(db, case: CaseFacts) -> dict[str, dict]:
