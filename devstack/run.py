@@ -41,6 +41,7 @@ DEV_USERS = (
     ("SUPERVISOR_TOKEN", "sup-1", "Supervisor 1", ("supervisor",), ()),
     ("AUDITOR_TOKEN", "aud-1", "Auditor 1", ("auditor",), ()),
     ("AGENCY_TOKEN", "pol-01", "Hà Nội police duty officer", ("agency",), ("police-province-01",)),
+    ("ADMIN_TOKEN", "dir-1", "Directory administrator 1", ("admin",), ()),
 )
 DEV_TOKEN_TTL_S = 12 * 3600
 

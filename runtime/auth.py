@@ -5,7 +5,8 @@ Two modes (AUTH_MODE):
 * ``hs256`` (development, tests): tokens are HS256 JWTs signed with AUTH_HS256_SECRET. `make run`
   keeps a secret in .data/auth.secret and prints tokens; mint more with
   ``python -m runtime.auth token --role operator --sub op-1``, or for an agency
-  ``python -m runtime.auth token --role agency --sub pol-1 --agency-unit police-province-01``.
+  ``python -m runtime.auth token --role agency --sub pol-1 --agency-unit police-province-01``, or for a
+  directory administrator ``python -m runtime.auth token --role admin --sub dir-1``.
 * ``jwks`` (production): tokens come from an OIDC provider and are RS256 or ES256 JWTs, verified
   with the provider's published keys (AUTH_JWKS_URL). Keys are cached for AUTH_JWKS_LIFESPAN_S;
   a token with an unknown ``kid`` triggers at most one refetch per AUTH_JWKS_COOLDOWN_S (key
@@ -74,6 +75,7 @@ class Role(StrEnum):
     SUPERVISOR = "supervisor"  # merges, reopens, blocks flags, sees all cases
     AUDITOR = "auditor"  # reads the audit log
     AGENCY = "agency"  # staff of agency units: their units' referrals only (claim agency_units)
+    ADMIN = "admin"  # directory administrators: create, change, import and verify agency units
 
 
 class AuthSettings(BaseSettings):

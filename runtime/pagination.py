@@ -20,3 +20,18 @@ def decode_cursor(cursor: str, id_type=str) -> tuple[datetime, object]:
         return datetime.fromisoformat(at), id_type(row_id)
     except (ValueError, TypeError, json.JSONDecodeError) as exc:
         raise DomainError("not a cursor returned by this API", field="cursor") from exc
+
+
+def encode_key_cursor(key: str) -> str:
+    """The last row's unique sort key (e.g. a code), for lists ordered by that key alone."""
+    return base64.urlsafe_b64encode(json.dumps([key]).encode()).decode().rstrip("=")
+
+
+def decode_key_cursor(cursor: str) -> str:
+    try:
+        (key,) = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(key, str):
+            raise TypeError(key)
+        return key
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise DomainError("not a cursor returned by this API", field="cursor") from exc

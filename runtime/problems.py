@@ -18,10 +18,11 @@ class DomainError(Exception):
     status = 422
     kind = "validation-error"
 
-    def __init__(self, detail: str, field: str | None = None):
+    def __init__(self, detail: str, field: str | None = None, errors: list[dict] | None = None):
         super().__init__(detail)
         self.detail = detail
         self.field = field
+        self.errors = errors  # several problems at once (e.g. every bad row of a file), each naming its field
 
 
 class NotFound(DomainError):
@@ -93,7 +94,12 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError):
-        extra = {"errors": [{"field": exc.field, "in": "body", "detail": exc.detail, "code": exc.kind}]} if exc.field else {}
+        if exc.errors:
+            extra = {"errors": exc.errors}
+        elif exc.field:
+            extra = {"errors": [{"field": exc.field, "in": "body", "detail": exc.detail, "code": exc.kind}]}
+        else:
+            extra = {}
         titles = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 409: "Conflict", 503: "Service unavailable"}
         title = titles.get(exc.status, "Invalid request")
         # Same shape as field validation errors, so clients handle one format.

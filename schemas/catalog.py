@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from schemas.events.cases import CaseMerged, CaseNoteAdded, CaseReported, CaseStatusChanged, CaseUpdated
 from schemas.events.contacts import ContactAttached, ContactRecorded
+from schemas.events.directory import DirectoryUnitChanged
 from schemas.events.notifications import NotificationStatusChanged
 from schemas.events.referrals import (
     ReferralCreated, ReferralEscalated, ReferralOutcomeRecorded, ReferralReminder, ReferralStatusChanged,
@@ -31,6 +32,7 @@ class Topic:
     producer: str
     consumers: tuple[str, ...]
     description: str
+    key: str = "case id"  # what the Kafka key of every event on it is
 
     @property
     def dlq(self) -> str:
@@ -66,6 +68,14 @@ TOPICS: tuple[Topic, ...] = (
         consumers=("referral",),
         description="Delivery status of agency alerts. Key: case id.",
     ),
+    Topic(
+        name="referral.directory.v1",
+        partitions=6,
+        producer="referral",
+        consumers=(),
+        description="Changes to the agency directory, one event per changed unit. Key: unit code.",
+        key="unit code",
+    ),
 )
 
 EVENTS: tuple[EventSpec, ...] = (
@@ -99,6 +109,8 @@ EVENTS: tuple[EventSpec, ...] = (
         "notify.notifications.v1",
         "An alert changed delivery status.",
     ),
+    EventSpec(f"{TYPE_PREFIX}.directory.unit-changed.v1", DirectoryUnitChanged, "referral.directory.v1",
+              "An agency unit was created or changed."),
 )
 
 

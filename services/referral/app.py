@@ -6,6 +6,7 @@ from schemas.events.cases import CaseReported, CaseUpdated
 from schemas.events.notifications import NotificationStatusChanged
 from services.referral.deadlines.scanner import deadline_worker
 from services.referral.directory.repository import DirectoryCache
+from services.referral.directory.views import router as directory_router
 from services.referral.matching.loader import RuleBook
 from services.referral.matching.views import router as matching_router
 from services.referral.models import metadata
@@ -33,10 +34,10 @@ def create_app(settings: ReferralSettings | None = None) -> FastAPI:
     runtime.add_worker("rules-watch", referrer.watch_rules)
     runtime.add_worker("deadlines", deadline_worker(runtime.uow, referrer))
     app = build_app(
-        runtime, [router, matching_router, agency_router, ack_router], "Referral",
+        runtime, [router, matching_router, agency_router, ack_router, directory_router], "Referral",
         "Matches each case to the competent agencies by rules kept as data, explains every choice, and tracks "
-        "each referral through its lifecycle. Hotline staff and agencies need a bearer JWT; an acknowledge link "
-        "is its own credential.",
+        "each referral through its lifecycle. Hotline staff, agencies and directory administrators need a bearer "
+        "JWT; an acknowledge link is its own credential.",
     )
     install_auth(app)
     app.state.referrer = referrer

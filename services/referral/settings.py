@@ -25,6 +25,8 @@ class ReferralSettings(ServiceSettings):
     # seed do not need it); `make run` keeps one in .data/referral-link.secret.
     referral_link_secret: SecretStr | None = None
     referral_public_url: str = "http://127.0.0.1:8002"  # where agencies reach GET /ack/{token}
+    # An active unit whose data was last verified longer ago than this (or never) is listed as stale.
+    directory_stale_days: int = Field(180, ge=1)
 
     @field_validator("referral_link_secret")
     @classmethod

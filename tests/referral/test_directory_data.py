@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from schemas.geography import communes, provinces
 from services.referral.directory import codec, facts, generate, textforms
 from services.referral.directory.codec import DirectoryImportError, RowError
-from services.referral.directory.model import Channel, Contact, Level, OpeningHours, UnitKind as K
+from services.referral.directory.model import Channel, Contact, Level, OpeningHours
+from services.referral.directory.model import UnitKind as K
 
 PROVINCE_KINDS = (K.police_province, K.health_department, K.social_protection_centre, K.legal_aid_centre, K.hospital,
                   K.womens_union_shelter)

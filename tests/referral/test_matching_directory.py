@@ -14,11 +14,17 @@ from schemas.events.cases import CaseReported, VictimSummary
 from schemas.geography import communes, provinces
 from services.referral.directory import facts
 from services.referral.directory.facts import (
-    border_countries, coast_guard_coverage, coastal_provinces, directory_index, regional_centre_code, regions,
+    border_countries,
+    coast_guard_coverage,
+    coastal_provinces,
+    directory_index,
+    regional_centre_code,
+    regions,
     resolve_province,
 )
 from services.referral.directory.generate import units
-from services.referral.directory.model import Level, UnitKind as K
+from services.referral.directory.model import Level
+from services.referral.directory.model import UnitKind as K
 from services.referral.matching import DEFAULT_RULES, RuleBook, SkipReason, StepKind, explain, match
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -163,9 +163,10 @@ def test_hs256_mode_refuses_asymmetric_tokens():
 
 def test_roles_claim_nested_and_unknown_roles_ignored():
     v = TokenVerifier(hs(auth_roles_claim="realm_access.roles"))
-    token = hs_token(roles=["supervisor"], realm_access={"roles": ["auditor", "offline_access", "admin", 7]})
+    token = hs_token(roles=["supervisor"], realm_access={"roles": ["auditor", "offline_access", "root", 7]})
     assert v.verify_sync(token).roles == {Role.AUDITOR}
-    assert TokenVerifier(hs()).verify_sync(hs_token(roles=["admin", "operator", None])).roles == {Role.OPERATOR}
+    assert TokenVerifier(hs()).verify_sync(hs_token(roles=["root", "operator", None])).roles == {Role.OPERATOR}
+    assert TokenVerifier(hs()).verify_sync(hs_token(roles=["admin"])).roles == {Role.ADMIN}  # directory admins
     assert TokenVerifier(hs()).verify_sync(hs_token(roles="operator auditor")).roles == {Role.OPERATOR, Role.AUDITOR}
     assert TokenVerifier(hs()).verify_sync(hs_token(roles=None)).roles == frozenset()
     assert v.verify_sync(hs_token(realm_access="operator-ish")).roles == frozenset()

@@ -78,14 +78,17 @@ def to_csv(units: Iterable[Unit]) -> str:
 
 
 def to_yaml(units: Iterable[Unit]) -> str:
-    items = []
-    for u in units:
-        row = _plain(u)
-        row["contacts"] = [{"channel": c.channel.value, "address": c.address, "preference": c.preference,
-                            "duty_24_7": c.duty_24_7} for c in u.contacts]
-        row["last_verified"] = u.last_verified
-        items.append({f: row[f] for f in FIELDS if row[f] not in (None, "", [])})  # absent = none
+    items = [{f: v for f, v in to_mapping(u).items() if v not in (None, "", [])} for u in units]  # absent = none
     return yaml.dump(items, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1000)
+
+
+def to_mapping(u: Unit) -> dict[str, object]:
+    """A unit in the YAML form, every field present (None or empty when it has none); parse_mappings reads it."""
+    row = _plain(u)
+    row["contacts"] = [{"channel": c.channel.value, "address": c.address, "preference": c.preference,
+                        "duty_24_7": c.duty_24_7} for c in u.contacts]
+    row["last_verified"] = u.last_verified
+    return {f: row[f] for f in FIELDS}
 
 
 def _plain(u: Unit) -> dict[str, object]:
@@ -102,11 +105,20 @@ def _plain(u: Unit) -> dict[str, object]:
 
 def parse_csv(text: str, known_codes: Iterable[str] = ()) -> list[Unit]:
     """Units from CSV text. `known_codes`: units already in the directory that parents may name."""
+    return [u for _, u in parse_csv_numbered(text, known_codes)]
+
+
+def parse_yaml(text: str, known_codes: Iterable[str] = ()) -> list[Unit]:
+    return [u for _, u in parse_yaml_numbered(text, known_codes)]
+
+
+def parse_csv_numbered(text: str, known_codes: Iterable[str] = ()) -> list[tuple[int, Unit]]:
+    """parse_csv, each unit with its row, so a later check can name the row at fault."""
     records, errors = _csv_records(text)
     return _build(records, errors, frozenset(known_codes), csv_text=True)
 
 
-def parse_yaml(text: str, known_codes: Iterable[str] = ()) -> list[Unit]:
+def parse_yaml_numbered(text: str, known_codes: Iterable[str] = ()) -> list[tuple[int, Unit]]:
     try:
         doc = yaml.load(text, Loader=_Loader)
     except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError) as exc:  # constructors: bad dates
@@ -115,8 +127,13 @@ def parse_yaml(text: str, known_codes: Iterable[str] = ()) -> list[Unit]:
         return []
     if not isinstance(doc, list):
         raise DirectoryImportError([RowError(0, None, "the document must be a list of units")])
+    return parse_mappings(doc, known_codes)
+
+
+def parse_mappings(items: Iterable[object], known_codes: Iterable[str] = ()) -> list[tuple[int, Unit]]:
+    """Units from mappings in the YAML form (JSON bodies have it too), numbered from 1."""
     records, errors = [], []
-    for n, item in enumerate(doc, start=1):
+    for n, item in enumerate(items, start=1):
         if not isinstance(item, dict):
             errors.append(RowError(n, None, "each unit must be a mapping"))
             continue
@@ -166,7 +183,7 @@ def _csv_records(text: str) -> tuple[list[tuple[int, dict[str, str]]], list[RowE
 
 
 def _build(records: list[tuple[int, dict[str, object]]], errors: list[RowError], known: frozenset[str],
-           csv_text: bool) -> list[Unit]:
+           csv_text: bool) -> list[tuple[int, Unit]]:
     units: list[tuple[int, Unit]] = []
     rows_by_code: dict[str, list[int]] = {}
     rows_by_id: dict[uuid.UUID, list[int]] = {}
@@ -192,7 +209,7 @@ def _build(records: list[tuple[int, dict[str, object]]], errors: list[RowError],
                                    f"unknown parent {parent!r}: not in the file nor in the directory"))
     if errors:
         raise DirectoryImportError(sorted(errors, key=lambda e: e.row))
-    return [u for _, u in units]
+    return units
 
 
 def _duplicates(field: str, rows_by_value: Mapping[object, list[int]]) -> list[RowError]:

@@ -64,22 +64,42 @@ async def bump_version(session: AsyncSession) -> None:
                           .values(version=directory_state.c.version + 1))
 
 
-async def load(session: AsyncSession) -> DirectoryIndex:
+async def all_units(session: AsyncSession) -> list[Unit]:
     rows = (await session.execute(select(agency_units).order_by(agency_units.c.code))).mappings()
-    return directory_index([unit_from_row(r) for r in rows])
+    return [unit_from_row(r) for r in rows]
+
+
+async def load(session: AsyncSession) -> DirectoryIndex:
+    return directory_index(await all_units(session))
+
+
+async def lock(session: AsyncSession) -> None:
+    """Hold off every other directory writer until this transaction ends, so a change is decided
+    against the directory it overwrites."""
+    await session.execute(select(directory_state.c.version).where(directory_state.c.id == 1).with_for_update())
 
 
 async def upsert(session: AsyncSession, units: list[Unit], batch: int = 1000) -> int:
     """Insert or replace units by code (the caller commits). A changed unit gets a new version."""
+    await save(session, units, batch)
+    return len(units)
+
+
+async def save(session: AsyncSession, units: list[Unit], batch: int = 1000) -> dict[str, int]:
+    """Insert or replace units by code, answering each one's new version by code; an existing unit keeps
+    its id. Bumps the directory's version (the caller commits)."""
+    versions: dict[str, int] = {}
     for start in range(0, len(units), batch):
         stmt = insert(agency_units).values([unit_row(u) for u in units[start:start + batch]])
         changed = {c: stmt.excluded[c] for c in unit_row(units[0]) if c not in ("id", "code")}
-        await session.execute(stmt.on_conflict_do_update(
+        rows = await session.execute(stmt.on_conflict_do_update(
             index_elements=[agency_units.c.code],
             set_=changed | {"version": agency_units.c.version + 1, "updated_at": stmt.excluded.updated_at},
-        ))
-    await bump_version(session)
-    return len(units)
+        ).returning(agency_units.c.code, agency_units.c.version))
+        versions.update((code, version) for code, version in rows)
+    if units:
+        await bump_version(session)
+    return versions
 
 
 class DirectoryCache:

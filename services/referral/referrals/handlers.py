@@ -74,12 +74,8 @@ async def refer(uow: UnitOfWork, referrer: Referrer, case: CaseFacts, now: datet
                     rules=list(outcome.unmatched))
         for gap in outcome.unmatched:
             MATCH_GAPS.labels(gap).inc()
-    made = 0
-    for m in outcome.matches:
-        # None: this case already went to this unit (a redelivery, or an update matching it again)
-        if await create_referral(uow, referrer, case, m, now) is not None:
-            made += 1
-    return made
+    # Units the case already has are left out (a redelivery, or an update matching them again).
+    return len(await create_referrals(uow, referrer, case, list(outcome.matches), now))
 
 
 def contacts_of(unit: Unit) -> list[AgencyContact]:
@@ -92,29 +88,44 @@ async def create_referral(uow: UnitOfWork, referrer: Referrer, case: CaseFacts, 
                           why: str = "") -> uuid.UUID | None:
     """A referral of the case to the matched unit, with its ReferralCreated event; None if the case
     already has one there. `why` goes before the rules' reasons (e.g. what a re-route replaces)."""
-    referral_id, due = uuid.uuid4(), ack_deadline(referrer.settings, case.urgency, now)
-    reason = (why + _reason(m))[:500]
-    inserted = await uow.session.scalar(
-        insert(referrals).values(
-            id=referral_id, case_id=case.case_id, case_number=case.case_number, agency_unit_id=m.unit.id,
-            status="created", urgency=case.urgency, province_code=case.province_code,
-            match_reason=reason, rule_ids=list(m.rules), trace=_trace(m), identity_shared=m.identity_shared,
-            acknowledge_by=due, created_at=now, updated_at=now, due_step="remind", due_at=due,
-            cause=cause, previous_referral_id=previous,
-        ).on_conflict_do_nothing(constraint="uq_referral_case_unit").returning(referrals.c.id)
-    )
-    if inserted is None:
-        return None
-    links = referrer.links
-    uow.emit(ReferralCreated(
-        referral_id=referral_id, case_id=case.case_id, case_number=case.case_number,
-        agency_unit_id=m.unit.id, agency_unit_name=m.unit.name, agency_kind=m.unit.kind,
-        agency_level=m.unit.level, province_code=case.province_code, urgency=case.urgency,
-        acknowledge_by=due, match_reason=reason, rule_ids=list(m.rules), identity_shared=m.identity_shared,
-        contacts=contacts_of(m.unit), cause=cause, previous_referral_id=previous,
-        ack_url=links.ack_link(referral_id, link_expiry(due)) if links else None,
-    ), key=str(case.case_id), subject=case.case_number)
-    return referral_id
+    made = await create_referrals(uow, referrer, case, [m], now, cause=cause, previous=previous, why=why)
+    return made[0] if made else None
+
+
+async def create_referrals(uow: UnitOfWork, referrer: Referrer, case: CaseFacts, matches: list[Match],
+                           now: datetime, *, cause: ReferralCause = ReferralCause.matched,
+                           previous: uuid.UUID | None = None, why: str = "") -> list[uuid.UUID]:
+    """Referrals of the case to the matched units it does not have yet, in one statement, each with its
+    ReferralCreated event. Returns the ids made, in match order."""
+    if not matches:
+        return []
+    due = ack_deadline(referrer.settings, case.urgency, now)
+    rows = {m.unit.id: {
+        "id": uuid.uuid4(), "case_id": case.case_id, "case_number": case.case_number, "agency_unit_id": m.unit.id,
+        "status": "created", "urgency": case.urgency, "province_code": case.province_code,
+        "match_reason": (why + _reason(m))[:500], "rule_ids": list(m.rules), "trace": _trace(m),
+        "identity_shared": m.identity_shared, "acknowledge_by": due, "created_at": now, "updated_at": now,
+        "due_step": "remind", "due_at": due, "cause": cause, "previous_referral_id": previous,
+    } for m in matches}
+    inserted = set((await uow.session.scalars(
+        insert(referrals).values(list(rows.values()))
+        .on_conflict_do_nothing(constraint="uq_referral_case_unit").returning(referrals.c.agency_unit_id)
+    )).all())
+    links, made = referrer.links, []
+    for m in matches:
+        if m.unit.id not in inserted:
+            continue
+        row = rows[m.unit.id]
+        made.append(row["id"])
+        uow.emit(ReferralCreated(
+            referral_id=row["id"], case_id=case.case_id, case_number=case.case_number,
+            agency_unit_id=m.unit.id, agency_unit_name=m.unit.name, agency_kind=m.unit.kind,
+            agency_level=m.unit.level, province_code=case.province_code, urgency=case.urgency,
+            acknowledge_by=due, match_reason=row["match_reason"], rule_ids=list(m.rules),
+            identity_shared=m.identity_shared, contacts=contacts_of(m.unit), cause=cause, previous_referral_id=previous,
+            ack_url=links.ack_link(row["id"], link_expiry(due)) if links else None,
+        ), key=str(case.case_id), subject=case.case_number)
+    return made
 
 
 async def remember_facts(uow: UnitOfWork, case: CaseFacts, now: datetime) -> None:
