@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test schemas bench bench-intake bench-matching clean-data
+.PHONY: install run test schemas bench bench-intake bench-matching bench-deadlines clean-data
 
 install: $(STAMP)
 
@@ -35,6 +35,9 @@ bench-intake: install
 
 bench-matching: install
 	$(PY) -m bench matching
+
+bench-deadlines: install
+	$(PY) -m bench deadlines
 
 clean-data:
 	rm -rf .data

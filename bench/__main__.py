@@ -2,7 +2,8 @@
 in the same run on the same PostgreSQL and broker. See docs/benchmarks.md.
 
 `python -m bench intake [--help]` measures intake alone instead (bench/intake.py), and
-`python -m bench matching [--help]` referral matching over the full directory (bench/matching.py).
+`python -m bench matching [--help]` referral matching over the full directory (bench/matching.py), and
+`python -m bench deadlines [--help]` the deadline scan over 100,000 open referrals (bench/deadlines.py).
 
 Starts a fresh stack in a temp dir (DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS, if set, are used
 instead but must be on this machine), prints one table and writes bench/results/<UTC>.json.
@@ -118,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import matching
 
         return matching.main(argv[1:])
+    if argv[:1] == ["deadlines"]:  # `python -m bench deadlines`: the deadline scan, see bench/deadlines.py
+        from bench import deadlines
+
+        return deadlines.main(argv[1:])
     args = parse_args(argv)
     check_local()
     started = datetime.now(UTC)

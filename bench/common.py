@@ -1,6 +1,7 @@
 """Helpers shared by `python -m bench` and `python -m bench intake`."""
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import shutil
@@ -81,6 +82,19 @@ async def pg_counters(dsn: str) -> tuple[int, int | None]:
     except asyncpg.PostgresError:
         fsyncs = None
     return xacts, fsyncs
+
+
+def new_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def ints(text: str) -> tuple[int, ...]:
+    """An argparse type: "1,8,32" → (1, 8, 32)."""
+    return tuple(int(x) for x in text.split(","))
+
+
+def floats(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(","))
 
 
 def apply_profiles(args, profiles: dict) -> None:

@@ -19,7 +19,9 @@ from itertools import count, cycle
 from pathlib import Path
 
 from bench import ceilings, intake_report, load, machine, report
-from bench.common import apply_profiles, check_local, fetchval, fresh_stack, pg_counters, run, say
+from bench.common import (
+    apply_profiles, check_local, fetchval, floats, fresh_stack, ints, new_parser, pg_counters, run, say,
+)
 from bench.profile import Recorder, py_spy_path, summarise
 from bench.stats import rate, summary_ms
 from devstack.stack import Stack, prepare, start_services
@@ -70,10 +72,7 @@ def case_headers(stack: Stack):
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench intake", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    floats = lambda s: tuple(float(x) for x in s.split(","))  # noqa: E731
-    ints = lambda s: tuple(int(x) for x in s.split(","))  # noqa: E731
+    p = new_parser("python -m bench intake", __doc__)
     p.add_argument("--quick", action="store_true", help="small N and short durations (smoke run)")
     p.add_argument("--requests", type=int, help="POST /cases per closed-loop run (default 2000)")
     p.add_argument("--concurrency", type=ints, help="closed-loop requests in flight, comma-separated (16,32)")

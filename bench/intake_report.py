@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from bench.profile import section_lines
-from bench.report import HEADER, _cpu_lines, _machine_lines, table_lines, _ms, _n
+from bench.report import HEADER, _cpu_lines, _machine_lines, _ms, _n, table_lines
 
 TARGET_SHARE = 1 / 3  # of the minimal endpoint's throughput, one process, full intake semantics
 TARGET_P99_MS, TARGET_RATE = 50.0, 100.0

@@ -35,7 +35,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench import ceilings, machine, matching_report, report
-from bench.common import apply_profiles, check_local, fetchval, fresh_stack, pg_counters, run, say
+from bench.common import (
+    apply_profiles, check_local, fetchval, fresh_stack, ints, new_parser, pg_counters, run, say,
+)
 from bench.matching_mix import case_mix, records
 from bench.profile import Recorder, _short, py_spy_path, samples, summarise
 from bench.stats import percentile, rate
@@ -80,9 +82,7 @@ PROFILES = {
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench matching", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    ints = lambda s: tuple(int(x) for x in s.split(","))  # noqa: E731
+    p = new_parser("python -m bench matching", __doc__)
     p.add_argument("--quick", action="store_true", help="small N and short ceilings (smoke run, under a minute)")
     p.add_argument("--engine-cases", type=int, help="cases per round, engine alone (default 6642)")
     p.add_argument("--engine-rounds", type=int, help="rounds by day and by night, alternated (default 3)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bench.profile import section_lines
-from bench.report import HEADER, _cpu_lines, _machine_lines, table_lines, _n
+from bench.report import HEADER, _cpu_lines, _machine_lines, _n, table_lines
 
 
 def _us(d: dict | None, *keys: str) -> str:

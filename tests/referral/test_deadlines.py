@@ -108,6 +108,13 @@ async def test_two_scanners_never_fire_a_step_twice(db, referrer):
     assert len(reminders) == expected and len({r["referral_id"] for r in reminders}) == expected
     assert sum(fired) >= expected  # other tests' referrals may be due too; none of ours twice
 
+    # Escalations too: a case's referrals climb to the same units, so two scanners working on one case
+    # would deadlock on the (case, unit) key. Each case is held by one scanner; nothing fails or doubles.
+    when += timedelta(minutes=referrer.settings.escalate_minutes_normal, seconds=1)
+    await asyncio.gather(scanner(), scanner(), scanner())
+    escalated = [e for c in cases for e in await events(db, c, "escalated")]
+    assert len(escalated) == expected and len({e["referral_id"] for e in escalated}) == expected
+
 
 async def a_commune(province: str, index: int = 0) -> str:
     from schemas.geography import communes

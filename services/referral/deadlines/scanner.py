@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Text, cast, func, select, update
 
 from runtime.logging import get_logger
 from runtime.uow import UnitOfWork
@@ -27,6 +27,16 @@ log = get_logger(__name__)
 REMIND, ESCALATE = "remind", "escalate"
 LAW_ENFORCEMENT = {UnitKind.police_commune, UnitKind.police_province, UnitKind.police_national,
                    UnitKind.border_guard_province, UnitKind.border_post, UnitKind.coast_guard_region}
+
+
+CASE_LOCKS = 0x7265_6631  # advisory lock class of "a scanner holds this case" (two-int keys: own space)
+
+
+def _case_is_ours():
+    """A case's overdue referrals are fired by one scanner at a time. Escalating two of them (commune
+    police and committee, both to the province police) in two scanners would insert into the same
+    (case, unit) key from two transactions and deadlock; with the case held, the other scanner skips it."""
+    return func.pg_try_advisory_xact_lock(CASE_LOCKS, func.hashtext(cast(referrals.c.case_id, Text)))
 
 
 @dataclass
@@ -48,8 +58,8 @@ def escalate_after(referrer: Referrer, urgency: Urgency) -> timedelta:
 async def fire_due(uow: UnitOfWork, referrer: Referrer, now: datetime, limit: int = 100) -> Fired:
     """Fire the steps due by `now` (at most `limit`), in one transaction, and commit."""
     due = (await uow.session.execute(
-        select(referrals).where(referrals.c.due_at <= now, referrals.c.due_step.is_not(None))
-        .order_by(referrals.c.due_at).limit(limit).with_for_update(skip_locked=True)
+        select(referrals).where(referrals.c.due_at <= now, referrals.c.due_step.is_not(None), _case_is_ours())
+        .order_by(referrals.c.due_at, referrals.c.case_id).limit(limit).with_for_update(skip_locked=True)
     )).mappings().all()
     fired = Fired()
     if not due:
@@ -95,8 +105,10 @@ async def _escalate(uow: UnitOfWork, referrer: Referrer, row, unit: Unit | None,
         agency_unit_id=row["agency_unit_id"], escalated_referral_id=new_id,
         to_level=target.level if target else None, escalated_at=now,
     ), key=str(row["case_id"]), subject=row["case_number"])
-    if target is None:
-        log.warning("referral_escalation_at_top", referral_id=str(row["id"]), case_number=row["case_number"])
+    if target is None:  # the top, or every unit above already has the case
+        log.warning("referral_escalation_no_new_unit", referral_id=str(row["id"]), case_number=row["case_number"],
+                    reason="top of the ladder" if unit is None or not ladder(unit, row["province_code"], directory)
+                    else "every unit above already has the case")
 
 
 async def _refer_up(uow: UnitOfWork, referrer: Referrer, row, overdue: Unit, target: Unit, now: datetime):
