@@ -136,10 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     results |= {"started_at": started.isoformat(), "command": " ".join(["python -m bench", *argv]),
                 "args": vars(args)}
-    print(report.render(results))
-    path = report.write_json(results, started.strftime("%Y%m%dT%H%M%SZ"))
-    print(f"\nresults: {path}")
-    return 0
+    return report.publish(results, report.render(results), started.strftime("%Y%m%dT%H%M%SZ"))
 
 
 if __name__ == "__main__":

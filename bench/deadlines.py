@@ -777,10 +777,7 @@ def main(argv: list[str]) -> int:
         return 130
     results |= {"started_at": started.isoformat(), "command": " ".join(["python -m bench deadlines", *argv]),
                 "args": vars(args), "t0": T0.isoformat()}
-    print(deadlines_report.render(results))
-    path = report.write_json(results, stamp)
-    print(f"\nresults: {path}")
-    return 0
+    return report.publish(results, deadlines_report.render(results), stamp)
 
 
 if __name__ == "__main__":

@@ -505,10 +505,7 @@ def main(argv: list[str]) -> int:
             return 130
     results |= {"started_at": started.isoformat(), "command": " ".join(["python -m bench matching", *argv]),
                 "args": vars(args)}
-    print(matching_report.render(results))
-    path = report.write_json(results, stamp)
-    print(f"\nresults: {path}" + (f"\nprofile: {profile_out}" if profile_out.exists() else ""))
-    return 0
+    return report.publish(results, matching_report.render(results), stamp, profile_out)
 
 
 if __name__ == "__main__":

@@ -166,6 +166,14 @@ def _machine_lines(m: dict) -> list[str]:
             f"packages: {pk}"]
 
 
+def publish(results: dict, rendered: str, stamp: str, profile: Path | None = None) -> int:
+    """Print a run's table, write its JSON next to the others, say where both are."""
+    print(rendered)
+    path = write_json(results, stamp)
+    print(f"\nresults: {path}" + (f"\nprofile: {profile}" if profile is not None and profile.exists() else ""))
+    return 0
+
+
 def write_json(r: dict, stamp: str) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{stamp}.json"

@@ -87,13 +87,18 @@ class ReferralCreated(EventPayload):
                                                   "without a login; it expires after the escalation window (v1.1).")
 
 
-class ReferralStatusChanged(EventPayload):
-    """A referral moved in its lifecycle: created → notified → acknowledged → accepted or declined → closed."""
+class ReferralEvent(EventPayload):
+    """What every event about one referral names first."""
 
     referral_id: UUID = Field(description="The referral.")
     case_id: UUID = Field(description="The case; also the Kafka key of the event.")
     case_number: str = Field(description="Human-readable case number.")
     agency_unit_id: UUID = Field(description="The agency unit it was referred to.")
+
+
+class ReferralStatusChanged(ReferralEvent):
+    """A referral moved in its lifecycle: created → notified → acknowledged → accepted or declined → closed."""
+
     from_status: ReferralStatus = Field(description="Status before.")
     to_status: ReferralStatus = Field(description="Status after.")
     via: TransitionSource = Field(description="What caused the change.")
@@ -101,13 +106,9 @@ class ReferralStatusChanged(EventPayload):
     changed_at: AwareDatetime = Field(description="When.")
 
 
-class ReferralOutcomeRecorded(EventPayload):
+class ReferralOutcomeRecorded(ReferralEvent):
     """An agency recorded a result of a referral. Counts and codes only."""
 
-    referral_id: UUID = Field(description="The referral.")
-    case_id: UUID = Field(description="The case; also the Kafka key of the event.")
-    case_number: str = Field(description="Human-readable case number.")
-    agency_unit_id: UUID = Field(description="The agency unit.")
     agency_kind: str = Field(description="Kind of unit, e.g. 'police_province'.")
     province_code: ProvinceCode
     outcome: ReferralOutcome = Field(description="What happened.")
@@ -116,13 +117,9 @@ class ReferralOutcomeRecorded(EventPayload):
     recorded_at: AwareDatetime = Field(description="When.")
 
 
-class ReferralReminder(EventPayload):
+class ReferralReminder(ReferralEvent):
     """A referral was not acknowledged by its deadline: the unit is reminded before escalation."""
 
-    referral_id: UUID = Field(description="The referral.")
-    case_id: UUID = Field(description="The case; also the Kafka key of the event.")
-    case_number: str = Field(description="Human-readable case number.")
-    agency_unit_id: UUID = Field(description="The agency unit.")
     agency_unit_name: str = Field(description="Display name of the agency unit.")
     urgency: Urgency = Field(description="Urgency of the case.")
     acknowledge_by: AwareDatetime = Field(description="The deadline that was missed.")
@@ -130,13 +127,10 @@ class ReferralReminder(EventPayload):
     contacts: list[AgencyContact] = Field(description="Where to remind the unit.")
 
 
-class ReferralEscalated(EventPayload):
-    """A referral stayed unacknowledged after its reminder: the case went one level up."""
+class ReferralEscalated(ReferralEvent):
+    """A referral stayed unacknowledged after its reminder (`referral_id`, at `agency_unit_id`): the case
+    went one level up."""
 
-    referral_id: UUID = Field(description="The overdue referral.")
-    case_id: UUID = Field(description="The case; also the Kafka key of the event.")
-    case_number: str = Field(description="Human-readable case number.")
-    agency_unit_id: UUID = Field(description="The unit that did not acknowledge.")
     escalated_referral_id: UUID | None = Field(None, description="The new referral one level up; none when the "
                                                                  "top was reached.")
     to_level: str | None = Field(None, description="The level it went to.")

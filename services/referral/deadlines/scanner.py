@@ -6,6 +6,7 @@ restart loses nothing: the timers are rows, not tasks.
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -65,28 +66,32 @@ async def fire_due(uow: UnitOfWork, referrer: Referrer, now: datetime, limit: in
     if not due:
         return fired
     directory = await referrer.directory.current(uow.session)
-    by_id = {u.id: u for u in directory.units}
+    reminded: dict[Urgency, list] = defaultdict(list)
     for row in due:
-        unit = by_id.get(row["agency_unit_id"])
+        unit = directory.by_id.get(row["agency_unit_id"])
         if row["due_step"] == REMIND and unit is not None:
-            await _remind(uow, referrer, row, unit, now)
-            fired.reminders += 1
+            reminded[Urgency(row["urgency"])].append((row, unit))
         else:  # escalate (or remind a unit since removed from the directory: nobody to remind)
             await _escalate(uow, referrer, row, unit, directory, now)
             fired.escalations += 1
+    for urgency, rows in reminded.items():
+        await _remind(uow, referrer, urgency, rows, now)
+        fired.reminders += len(rows)
     await uow.commit()
     return fired
 
 
-async def _remind(uow: UnitOfWork, referrer: Referrer, row, unit: Unit, now: datetime) -> None:
-    escalate_at = now + escalate_after(referrer, Urgency(row["urgency"]))
-    await uow.session.execute(update(referrals).where(referrals.c.id == row["id"]).values(
+async def _remind(uow: UnitOfWork, referrer: Referrer, urgency: Urgency, rows: list, now: datetime) -> None:
+    """Remind the units of a batch's referrals of one urgency: one UPDATE moves all their timers on."""
+    escalate_at = now + escalate_after(referrer, urgency)
+    await uow.session.execute(update(referrals).where(referrals.c.id.in_([row["id"] for row, _ in rows])).values(
         due_step=ESCALATE, due_at=escalate_at, reminded_at=now, updated_at=now))
-    uow.emit(ReferralReminder(
-        referral_id=row["id"], case_id=row["case_id"], case_number=row["case_number"], agency_unit_id=unit.id,
-        agency_unit_name=unit.name, urgency=row["urgency"], acknowledge_by=row["acknowledge_by"],
-        escalate_at=escalate_at, contacts=contacts_of(unit),
-    ), key=str(row["case_id"]), subject=row["case_number"])
+    for row, unit in rows:
+        uow.emit(ReferralReminder(
+            referral_id=row["id"], case_id=row["case_id"], case_number=row["case_number"], agency_unit_id=unit.id,
+            agency_unit_name=unit.name, urgency=urgency, acknowledge_by=row["acknowledge_by"],
+            escalate_at=escalate_at, contacts=contacts_of(unit),
+        ), key=str(row["case_id"]), subject=row["case_number"])
 
 
 async def _escalate(uow: UnitOfWork, referrer: Referrer, row, unit: Unit | None, directory: DirectoryIndex,
@@ -95,7 +100,8 @@ async def _escalate(uow: UnitOfWork, referrer: Referrer, row, unit: Unit | None,
     await uow.session.execute(update(referrals).where(referrals.c.id == row["id"]).values(
         due_step=None, due_at=None, escalated_at=now, updated_at=now))
     target, new_id = None, None
-    for candidate in ladder(unit, row["province_code"], directory) if unit else []:
+    above = ladder(unit, row["province_code"], directory) if unit else []
+    for candidate in above:
         new_id = await _refer_up(uow, referrer, row, unit, candidate, now)
         if new_id is not None:
             target = candidate
@@ -107,8 +113,7 @@ async def _escalate(uow: UnitOfWork, referrer: Referrer, row, unit: Unit | None,
     ), key=str(row["case_id"]), subject=row["case_number"])
     if target is None:  # the top, or every unit above already has the case
         log.warning("referral_escalation_no_new_unit", referral_id=str(row["id"]), case_number=row["case_number"],
-                    reason="top of the ladder" if unit is None or not ladder(unit, row["province_code"], directory)
-                    else "every unit above already has the case")
+                    reason="every unit above already has the case" if above else "top of the ladder")
 
 
 async def _refer_up(uow: UnitOfWork, referrer: Referrer, row, overdue: Unit, target: Unit, now: datetime):
