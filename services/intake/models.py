@@ -2,9 +2,9 @@
 phone numbers also as a keyed HMAC, so a repeat caller is found without decrypting anything."""
 from sqlalchemy import (
     BigInteger, Boolean, Column, DateTime, ForeignKey, Identity, Index, Integer, LargeBinary, MetaData, Sequence,
-    SmallInteger, String, Table, UniqueConstraint, func,
+    SmallInteger, String, Table, UniqueConstraint, func, text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from runtime.crypto import EncryptedText
 from runtime.db import inbox_table, outbox_table
@@ -158,6 +158,24 @@ caller_blocks = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("lifted_by", String(200)),
     Column("lifted_at", DateTime(timezone=True)),
+)
+
+# Each referral of a case as referral's events tell it, for operators: unit, status, outcomes; never the
+# agency's contacts. No foreign key to cases: an event about a case this database lacks is kept, not dead-lettered.
+case_referrals = Table(
+    "case_referrals",
+    metadata,
+    Column("referral_id", UUID(as_uuid=True), primary_key=True),
+    Column("case_id", UUID(as_uuid=True), nullable=False, index=True),
+    Column("agency_unit_id", UUID(as_uuid=True), nullable=False),
+    Column("agency_unit_name", String(300)),  # null until referral.created is seen
+    Column("agency_kind", String(64)),
+    Column("status", String(20), nullable=False),
+    Column("decline_reason", String(30)),
+    # [{outcome, victims, services, recorded_at}], in the order they arrived
+    Column("outcomes", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 # Who read whose personal data, when: written in the same transaction as the read.

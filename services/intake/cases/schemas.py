@@ -7,6 +7,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from schemas.events.common import Channel, CommuneCode, CountryCode, ProvinceCode, Urgency
+from schemas.events.referrals import DeclineReason, ReferralOutcome, ReferralStatus
 from schemas.vocab import (
     CHILD_BANDS, AgeBand, CaseOutcome, CaseStatus, Exploitation, MeansOfControl, Need, RecruiterRelationship,
     RecruitmentChannel, Sex, TraffickerRole, age_band_for,
@@ -199,6 +200,32 @@ class CaseOut(BaseModel):
     updated_at: datetime
     victims: list[VictimOut] = []
     traffickers: list[TraffickerOut] = []
+
+
+class CaseReferralOutcome(BaseModel):
+    outcome: ReferralOutcome
+    victims: int | None
+    services: list[Need]
+    recorded_at: datetime
+
+
+class CaseReferral(BaseModel):
+    """A referral of the case as referral's events told intake. No agency contacts, no personal data."""
+
+    referral_id: UUID
+    agency_unit_id: UUID
+    agency_unit_name: str | None = Field(description="Null until intake has seen the referral made.")
+    agency_kind: str | None = Field(description="e.g. 'police_commune'; null until the referral is seen made.")
+    status: ReferralStatus
+    decline_reason: DeclineReason | None
+    outcomes: list[CaseReferralOutcome] = Field(description="What the agency recorded, oldest first.")
+    updated_at: datetime = Field(description="When the referral last moved or got an outcome.")
+
+
+class CaseDetail(CaseOut):
+    """One case: the case's fields, and its referrals as they stand."""
+
+    referrals: list[CaseReferral] = Field(description="Its referrals to agency units, oldest first.")
 
 
 class CasePage(BaseModel):

@@ -14,14 +14,14 @@ from schemas.events.cases import CaseReported, CaseStatusChanged, CaseUpdated
 from schemas.events.contacts import ContactAttached
 from schemas.vocab import CaseStatus
 from services.intake.actors import Actor
-from services.intake.cases import lifecycle, recording
+from services.intake.cases import lifecycle, recording, referral_summary
 from services.intake.cases.duplicates import flag_possible_duplicates
 from services.intake.cases.events import case_facts
 from services.intake.cases.repository import (
     CASE_COLUMNS, case_row, load_cases, locked_for_change, trafficker_rows, victim_rows, write_people,
 )
 from services.intake.cases.schemas import (
-    CaseFactsIn, CaseOut, CasePage, CasePatch, CaseReportIn, StatusChangeIn, TraffickerOut, VictimOut,
+    CaseDetail, CaseFactsIn, CaseOut, CasePage, CasePatch, CaseReportIn, StatusChangeIn, TraffickerOut, VictimOut,
 )
 from services.intake.cases.urgency import highest, is_below, urgency_floor
 from schemas.geography import check_commune
@@ -125,6 +125,11 @@ async def get_case(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID) -> CaseOut
     return (await load_cases(uow, [row]))[0]
 
 
+async def get_case_detail(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID) -> CaseDetail:
+    case = await get_case(uow, actor, case_id)
+    return CaseDetail(**dict(case), referrals=await referral_summary.referrals_of(uow, case_id))
+
+
 async def list_cases(uow: UnitOfWork, actor: Actor, *, status=None, urgency=None, province_code=None,
                      reported_from=None, reported_to=None, operator=None, cursor=None, limit=50) -> CasePage:
     query = select(*CASE_COLUMNS)
@@ -194,7 +199,16 @@ async def update_case(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID, patch: 
 async def change_status(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID, change: StatusChangeIn,
                         if_match: int | None) -> CaseOut:
     row = await locked_for_change(uow, actor, case_id, if_match)
+    case = await apply_status_change(uow, actor, row, change)
+    await uow.commit()
+    return case
+
+
+async def apply_status_change(uow: UnitOfWork, actor: Actor, row, change: StatusChangeIn) -> CaseOut:
+    """Move a locked case row, uncommitted: the caller's transaction (a request's, or a consumed event's with
+    its inbox row) commits it. One path for people and events: same check, version bump (ETag) and event."""
     lifecycle.check(row["status"], change.status, actor.is_supervisor)
+    case_id = row["id"]
     now = datetime.now(UTC)
     await uow.session.execute(update(cases).where(cases.c.id == case_id).values(
         status=change.status, outcome=change.outcome, version=cases.c.version + 1, updated_at=now,
@@ -205,5 +219,4 @@ async def change_status(uow: UnitOfWork, actor: Actor, case_id: uuid.UUID, chang
         case_id=case_id, case_number=case.case_number, province_code=case.province_code, version=case.version,
         from_status=row["status"], to_status=change.status, outcome=change.outcome, changed_at=now,
     ), key=str(case_id), subject=case.case_number)
-    await uow.commit()
     return case

@@ -13,6 +13,7 @@ from schemas.vocab import CaseStatus
 from services.intake.actors import Actor
 from services.intake.cases import personal, service
 from services.intake.cases.schemas import (
+    CaseDetail,
     CaseOut,
     CasePage,
     CasePatch,
@@ -70,10 +71,11 @@ async def list_cases(
                                     reported_to=reported_to, operator=operator, cursor=cursor, limit=limit)
 
 
-@router.get("/{case_id}", response_model=CaseOut)
-async def get_case(case_id: UUID, uow: Uow, principal: Staff, response: Response) -> CaseOut:
-    """The case without personal data; its `ETag` is the version to send back in `If-Match`."""
-    return _with_etag(response, await service.get_case(uow, actor(principal), case_id))
+@router.get("/{case_id}", response_model=CaseDetail)
+async def get_case(case_id: UUID, uow: Uow, principal: Staff, response: Response) -> CaseDetail:
+    """The case without personal data, with its referrals as referral's events told them (no agency contacts).
+    Its `ETag` is the version to send back in `If-Match`; a referral's progress does not change it."""
+    return _with_etag(response, await service.get_case_detail(uow, actor(principal), case_id))
 
 
 @router.patch("/{case_id}", response_model=CaseOut)
