@@ -155,6 +155,13 @@ SELECT gen_random_uuid(), md5('bench-deadlines/' || c)::uuid, '111-2026-' || lpa
        'matched', CASE WHEN open THEN 'remind' END, CASE WHEN open THEN deadline END
 FROM timed
 """
+# Each case's facts, as referral keeps them (the agency feeds read them): the bare facts a case needs.
+FACTS = """
+INSERT INTO referral.case_facts (case_id, version, facts, updated_at)
+SELECT DISTINCT ON (case_id) case_id, 1, jsonb_build_object('case_id', case_id, 'case_number', case_number,
+       'province_code', province_code, 'urgency', urgency), now()
+FROM referral.referrals ORDER BY case_id
+"""
 SIZES = """SELECT pg_relation_size('referral.referrals'), pg_total_relation_size('referral.referrals'),
                   pg_relation_size('referral.ix_referrals_due')"""
 AUTOVACUUM = ("SELECT autovacuum_count, autoanalyze_count, n_dead_tup FROM pg_stat_user_tables "
@@ -215,8 +222,10 @@ async def load(conn: asyncpg.Connection, url: str, args: argparse.Namespace) -> 
     await conn.execute(LOAD, copies, permutation_prime(total), permutation_prime(copies * cases), total,
                        args.referrals, T0, args.window_hours * 3600, cases, copies * cases)
     await conn.execute("DROP TABLE pg_temp.bench_template")
+    await conn.execute(FACTS)
     t2 = time.perf_counter()
     await conn.execute("VACUUM (ANALYZE) referral.referrals")
+    await conn.execute("VACUUM (ANALYZE) referral.case_facts")
     await conn.execute("CHECKPOINT")
     t3 = time.perf_counter()
     stats = await conn.fetchrow("""

@@ -35,6 +35,7 @@ from runtime.logging import configure_logging, get_logger
 from runtime.uow import UnitOfWork
 from services.referral.deadlines.scanner import fire_due
 from services.referral.directory.repository import DirectoryCache
+from services.referral.feeds.projection import feed_projection
 from services.referral.matching.loader import RuleBook
 from services.referral.models import outbox
 from services.referral.referrals.handlers import Referrer
@@ -73,7 +74,9 @@ class Scanner:
         return Referrer(settings(self.url, escalate_minutes, self.link_secret), self.rules, self.directory)
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions, outbox, SOURCE, notify_channel("referral"))
+        # As in the service: the agency feeds are written in the scan's own transaction.
+        return UnitOfWork(self.sessions, outbox, SOURCE, notify_channel("referral"),
+                          [feed_projection(self.directory)])
 
     async def warm(self) -> tuple[str, list]:
         """The directory in memory, a pooled connection, and the scanner's SELECT as sent, with its

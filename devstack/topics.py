@@ -20,7 +20,8 @@ def wanted_topics(catalog=None) -> dict[str, int]:
     wanted: dict[str, int] = {}
     for topic in catalog.topics:
         wanted[topic.name] = topic.partitions
-        wanted[topic.dlq] = topic.partitions
+        if topic.dead_letters:
+            wanted[topic.dlq] = topic.partitions
     return wanted
 
 

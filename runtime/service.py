@@ -21,7 +21,7 @@ from runtime.problems import install_problem_handlers
 from runtime.relay import OutboxRelay
 from runtime.settings import ServiceSettings
 from runtime.tracing import configure_tracing, current_trace_id, shutdown_tracing
-from runtime.uow import UnitOfWork
+from runtime.uow import BeforeCommit, UnitOfWork
 from schemas import event_spec_for_model
 
 log = get_logger(__name__)
@@ -43,12 +43,14 @@ class ServiceRuntime:
         self.relay = OutboxRelay(name, self.schema, settings) if self.outbox is not None else None
         self.consumers: list[EventConsumer] = []
         self._workers: list[tuple[str, Worker]] = []
+        self.before_commit: list[BeforeCommit] = []  # runs in every unit of work's commit (runtime.uow)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._probe = BrokerProbe(settings.kafka_bootstrap_servers)
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions, self.outbox, f"/hotline111/{self.name}", notify_channel(self.schema))
+        return UnitOfWork(self.sessions, self.outbox, f"/hotline111/{self.name}", notify_channel(self.schema),
+                          self.before_commit)
 
     def add_consumer(self, group: str, handlers: dict[type[BaseModel], Handler]) -> None:
         """Consume, as consumer group `group`, the topics that carry the handled event types."""

@@ -1,5 +1,6 @@
 """Unit of work: one transaction in which state changes and the events they cause commit together."""
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Self
 
@@ -13,18 +14,26 @@ from runtime.tracing import current_carrier
 from schemas import event_spec_for_model
 
 
+# Sees the events a unit of work emitted, just before it commits, and may emit more in the same
+# transaction (e.g. referral's agency feeds): a projection that can never disagree with its source.
+BeforeCommit = Callable[["UnitOfWork", list[BaseModel]], Awaitable[None]]
+
+
 class UnitOfWork:
-    def __init__(self, sessions: async_sessionmaker, outbox: Table | None, source: str, channel: str):
+    def __init__(self, sessions: async_sessionmaker, outbox: Table | None, source: str, channel: str,
+                 before_commit: Sequence[BeforeCommit] = ()):
         self._sessions = sessions
         self._outbox = outbox
         self._source = source
         self._channel = channel
+        self._before_commit = tuple(before_commit)
         self._pending: list[dict] = []
+        self._emitted: list[BaseModel] = []
         self._session: AsyncSession | None = None
         self._raw: AsyncConnection | None = None
 
     async def __aenter__(self) -> Self:
-        self._session, self._raw, self._pending = None, None, []
+        self._session, self._raw, self._pending, self._emitted = None, None, [], []
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -60,6 +69,8 @@ class UnitOfWork:
                 "trace": current_carrier(),
             }
         )
+        if self._before_commit:
+            self._emitted.append(payload)
         return event_id
 
     @property
@@ -82,6 +93,11 @@ class UnitOfWork:
         return (await self._raw.get_raw_connection()).driver_connection
 
     async def commit(self) -> None:
+        if self._emitted:
+            emitted, self._emitted = self._emitted, []
+            for hook in self._before_commit:
+                await hook(self, emitted)
+            self._emitted = []  # what the hooks emitted is not fed back to them
         if self._pending:
             await self.session.execute(insert(self._outbox), self._pending)
             # Delivered at commit only, so the relay never wakes for a rolled-back event.

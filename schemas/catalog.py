@@ -11,8 +11,10 @@ from schemas.events.contacts import ContactAttached, ContactRecorded
 from schemas.events.directory import DirectoryUnitChanged
 from schemas.events.notifications import NotificationStatusChanged
 from schemas.events.referrals import (
-    ReferralCreated, ReferralEscalated, ReferralOutcomeRecorded, ReferralReminder, ReferralStatusChanged,
+    ReferralContactFallback, ReferralCreated, ReferralEscalated, ReferralOutcomeRecorded, ReferralReminder,
+    ReferralStatusChanged,
 )
+from schemas.feeds import FEEDS
 
 TYPE_PREFIX = "vn.hotline111"
 
@@ -33,6 +35,8 @@ class Topic:
     consumers: tuple[str, ...]
     description: str
     key: str = "case id"  # what the Kafka key of every event on it is
+    readers: tuple[str, ...] = ()  # systems outside the platform that read it (an agency's Kafka user)
+    dead_letters: bool = True  # False: none of our services consumes it, so there is nothing to dead-letter
 
     @property
     def dlq(self) -> str:
@@ -76,6 +80,18 @@ TOPICS: tuple[Topic, ...] = (
         description="Changes to the agency directory, one event per changed unit. Key: unit code.",
         key="unit code",
     ),
+) + tuple(
+    Topic(
+        name=feed.topic,
+        partitions=feed.partitions,
+        producer="referral",
+        consumers=(),
+        readers=(feed.reader,),
+        dead_letters=False,
+        description=f"Agency feed for {feed.organisation}: its referrals, only the fields it may see. Read by "
+                    f"its own system alone. Key: case id.",
+    )
+    for feed in FEEDS
 )
 
 EVENTS: tuple[EventSpec, ...] = (
@@ -103,6 +119,8 @@ EVENTS: tuple[EventSpec, ...] = (
               "A referral missed its acknowledgement deadline; the unit is reminded."),
     EventSpec(f"{TYPE_PREFIX}.referral.escalated.v1", ReferralEscalated, "referral.referrals.v1",
               "An unacknowledged referral went one level up."),
+    EventSpec(f"{TYPE_PREFIX}.referral.contact-fallback.v1", ReferralContactFallback, "referral.referrals.v1",
+              "An alert failed for good; the unit is alerted on its next contact."),
     EventSpec(
         f"{TYPE_PREFIX}.notification.status-changed.v1",
         NotificationStatusChanged,
@@ -111,6 +129,12 @@ EVENTS: tuple[EventSpec, ...] = (
     ),
     EventSpec(f"{TYPE_PREFIX}.directory.unit-changed.v1", DirectoryUnitChanged, "referral.directory.v1",
               "An agency unit was created or changed."),
+)
+
+FEED_EVENTS: tuple[EventSpec, ...] = tuple(
+    EventSpec(f"{TYPE_PREFIX}.feed.{feed.id}.referral.v1", feed.payload, feed.topic,
+              f"A referral to a unit of {feed.organisation} was made or changed; its whole current state.")
+    for feed in FEEDS
 )
 
 
@@ -126,9 +150,9 @@ class Catalog:
         return [e for e in self.events if e.topic == topic]
 
 
-CATALOG = Catalog(TOPICS, EVENTS)
-_BY_TYPE = {e.type: e for e in EVENTS}
-_BY_MODEL = {e.model: e for e in EVENTS}
+CATALOG = Catalog(TOPICS, EVENTS + FEED_EVENTS)
+_BY_TYPE = {e.type: e for e in CATALOG.events}
+_BY_MODEL = {e.model: e for e in CATALOG.events}
 
 
 def event_spec_for_type(ce_type: str) -> EventSpec | None:

@@ -228,6 +228,11 @@ def operations() -> dict:
             ops[f"{consumer}.receive.{topic.name}"] = _operation(
                 consumer, "receive", topic.name, types, f"{consumer} consumes {topic.name}."
             )
+        for reader in topic.readers:
+            ops[f"{reader}.receive.{topic.name}"] = _operation(
+                reader, "receive", topic.name, types,
+                f"The agency system {reader} reads its own feed; its Kafka user may read no other topic.",
+            )
         for consumer in topic.consumers:
             ops[f"{consumer}.send.{topic.dlq}"] = _operation(
                 consumer, "send", topic.dlq, ["deadLetter"], f"{consumer} dead-letters what it cannot process."
@@ -248,7 +253,8 @@ def asyncapi_document() -> dict:
     channels = {}
     for topic in CATALOG.topics:
         channels[topic.name] = _channel(topic)
-        channels[topic.dlq] = _dlq_channel(topic)
+        if topic.dead_letters:
+            channels[topic.dlq] = _dlq_channel(topic)
     messages = {e.type: _event_message(e, names[e.type]) for e in CATALOG.events}
     messages["deadLetter"] = _dead_letter_message()
     return {
@@ -363,6 +369,10 @@ def events_markdown() -> str:
         f"- **Addition only within a version.** {VERSION_RULE}",
         "- **Dead letters.** A consumer that cannot process a record copies it, unchanged, to `<topic>.dlq` with "
         "`dlq_*` headers saying why, then moves on.",
+        "- **Agency feeds.** `referral.feed.<agency>.v1` carries, for one agency organisation's own system, the "
+        "whole current state of each of its referrals (upsert by `referral_id`), with only the fields that "
+        "organisation may see: its payload model is the allowlist. Each is read by that agency's Kafka user alone "
+        "(schemas/feeds.py).",
         "",
         "## Topics",
         "",
@@ -370,9 +380,10 @@ def events_markdown() -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for t in CATALOG.topics:
-        consumers = ", ".join(t.consumers) or "none yet"
+        consumers = ", ".join(t.consumers + t.readers) or "none yet"
+        dlq = f"`{t.dlq}`" if t.dead_letters else "none: read outside the platform"
         lines.append(
-            f"| `{t.name}` | {t.partitions} | {t.producer} | {consumers} | `{t.dlq}` | {_cell(t.description)} |"
+            f"| `{t.name}` | {t.partitions} | {t.producer} | {consumers} | {dlq} | {_cell(t.description)} |"
         )
     lines += [
         "",

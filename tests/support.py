@@ -4,11 +4,15 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from runtime import migrations
 from runtime.cloudevents import Envelope
+from runtime.db import asyncpg_dsn
 from schemas import event_spec_for_model
 
 
@@ -71,3 +75,17 @@ async def read_topic(bootstrap: str, topic: str, min_count: int, timeout: float 
         raise AssertionError(f"{topic}: {len(records)} records after {timeout}s, wanted {min_count}")
     finally:
         await consumer.stop()
+
+
+async def own_database(stack, service: str) -> str:
+    """A new database on the stack's server with `service`'s migrations applied; its URL. Tests that drive
+    a service's handlers themselves use one, so no running service consumes or scans their rows."""
+    name = f"{service}_own_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = stack.database_url.rsplit("/", 1)[0] + f"/{name}"
+    await asyncio.to_thread(migrations.upgrade, Path(f"services/{service}/migrations"), url, service)
+    return url

@@ -29,3 +29,5 @@ class NotificationStatusChanged(EventPayload):
     status: DeliveryStatus = Field(description="The new delivery status.")
     occurred_at: AwareDatetime = Field(description="When the status changed.")
     attempts: int = Field(ge=0, description="Delivery attempts made so far.")
+    recipient: str | None = Field(None, description="The agency unit's address the alert goes to (v1.1): a duty "
+                                                    "contact, never a victim's or caller's.")

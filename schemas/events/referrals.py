@@ -1,5 +1,6 @@
 """Events referral emits about referrals of a case to an agency unit."""
 from enum import StrEnum
+from typing import Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -74,7 +75,10 @@ class ReferralCreated(EventPayload):
     urgency: Urgency = Field(description="Urgency of the case when it was referred.")
     acknowledge_by: AwareDatetime = Field(description="Deadline for the unit to acknowledge the referral.")
     match_reason: str = Field(description="Why this unit was chosen, for audit.")
-    contacts: list[AgencyContact] = Field(description="Where to alert the unit.")
+    contacts: list[AgencyContact] = Field(description="Where to alert the unit first: its most preferred contact of "
+                                                      "each channel, in order of preference (v1.1: was every "
+                                                      "contact). A failed alert moves on to the unit's next contact "
+                                                      "(referral.contact-fallback).")
     rule_ids: list[str] = Field(default_factory=list, description="The matching rules that chose the unit (v1.1).")
     agency_level: str | None = Field(None, description="The unit's level: commune, province, region, national "
                                                        "or international (v1.1).")
@@ -135,3 +139,18 @@ class ReferralEscalated(ReferralEvent):
                                                                  "top was reached.")
     to_level: str | None = Field(None, description="The level it went to.")
     escalated_at: AwareDatetime = Field(description="When.")
+
+
+# The failed delivery states of notification.status-changed, spelled out here because that module
+# imports this one.
+FailedDelivery = Literal["permanent-failure", "temporary-failure", "technical-failure"]
+
+
+class ReferralContactFallback(ReferralEvent):
+    """An alert of the referral failed for good: the unit is alerted on its next contact."""
+
+    contact: AgencyContact = Field(description="The contact to alert now: the unit's next by preference, on the "
+                                               "failed channel when it has one left.")
+    failed_channel: ContactChannel = Field(description="The channel of the alert that failed.")
+    failed_status: FailedDelivery = Field(description="How it failed (the notification's delivery status).")
+    occurred_at: AwareDatetime = Field(description="When the failure was reported.")

@@ -7,6 +7,7 @@ from schemas.events.notifications import NotificationStatusChanged
 from services.referral.deadlines.scanner import deadline_worker
 from services.referral.directory.repository import DirectoryCache
 from services.referral.directory.views import router as directory_router
+from services.referral.feeds.projection import feed_projection
 from services.referral.matching.loader import RuleBook
 from services.referral.matching.views import router as matching_router
 from services.referral.models import metadata
@@ -27,10 +28,11 @@ def create_app(settings: ReferralSettings | None = None) -> FastAPI:
     # A rules file that does not validate stops the start: a referral service without rules refers nobody.
     referrer = Referrer(settings, RuleBook(settings.rules_file), DirectoryCache())
     runtime = ServiceRuntime("referral", metadata, settings)
+    runtime.before_commit.append(feed_projection(referrer.directory))
     handle = on_case(referrer)
     runtime.add_consumer("referral.cases", {CaseReported: handle, CaseUpdated: handle})
     # A group of its own: delivery reports never wait behind matching, nor matching behind them.
-    runtime.add_consumer("referral.notifications", {NotificationStatusChanged: on_notification})
+    runtime.add_consumer("referral.notifications", {NotificationStatusChanged: on_notification(referrer)})
     runtime.add_worker("rules-watch", referrer.watch_rules)
     runtime.add_worker("deadlines", deadline_worker(runtime.uow, referrer))
     app = build_app(

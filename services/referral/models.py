@@ -93,6 +93,9 @@ referrals = Table(
     Column("due_at", DateTime(timezone=True)),
     Column("reminded_at", DateTime(timezone=True)),
     Column("escalated_at", DateTime(timezone=True)),
+    # The contacts notify was asked to alert, as [{channel, address}]: the first of each channel, then one
+    # more per failed alert (referrals/delivery.py). NULL: made before v1.1, when every contact was alerted.
+    Column("alerted", JSONB),
     UniqueConstraint("case_id", "agency_unit_id", name="uq_referral_case_unit"),
 )
 Index("ix_referrals_due", referrals.c.due_at, postgresql_where=referrals.c.due_at.is_not(None))
@@ -121,6 +124,7 @@ referral_deliveries = Table(
     Column("channel", String(20), nullable=False),
     Column("status", String(30), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("recipient", String(320)),  # the agency's address; NULL when notify did not say (before v1.1)
 )
 
 # What agencies report back: counts and codes, never names.

@@ -7,7 +7,9 @@ from tests.support import eventually
 
 
 async def notifications(http, stack, case_id: str) -> list[dict]:
-    return (await http.get(f"{stack.url('notify')}/notifications", params={"case_id": case_id})).json()
+    """The case's emails (its SMS alerts fail at once as channel-unsupported until issue 5)."""
+    notes = (await http.get(f"{stack.url('notify')}/notifications", params={"case_id": case_id})).json()
+    return [n for n in notes if n["channel"] == "email"]
 
 
 async def test_alert_is_retried_through_an_smtp_outage_then_delivered(http, stack):

@@ -39,7 +39,9 @@ async def test_report_becomes_agency_email_and_reported_count(http, stack):
         ("People's Committee of Phường Hoàn Kiếm, Thành phố Hà Nội", ("peoples-committee",))]
     # One trace from the HTTP request, through both Kafka hops, to the SMTP send.
     notes = (await http.get(f"{stack.url('notify')}/notifications", params={"case_id": case["id"]})).json()
-    assert [(n["status"], n["trace_id"]) for n in notes] == [("delivered", case["trace_id"])] * 2
+    assert sorted((n["channel"], n["status"], n["trace_id"]) for n in notes) == (
+        [("email", "delivered", case["trace_id"])] * 2 + [("sms", "technical-failure", case["trace_id"])] * 2)
+    assert {n["provider_code"] for n in notes if n["channel"] == "sms"} == {"channel-unsupported"}  # until issue 5
 
     # The case follows its referrals: intake moved it from open to referred.
     async def case_referred():

@@ -9,14 +9,16 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from schemas.events.cases import CaseFacts
+from schemas.events.referrals import DeclineReason, ReferralStatus
 from services.referral.deadlines.scanner import fire_due
-from services.referral.models import outbox, referrals
+from services.referral.models import agency_units, outbox, referrals
+from services.referral.referrals import service
+from services.referral.referrals.scope import AgencyScope
 from tests.referral.own_database import T0, report, uow
 
 
 async def units_of(db, case: CaseFacts) -> dict[str, dict]:
     """The case's referrals by unit code, with cause and timer."""
-    from services.referral.models import agency_units
     async with db[0].connect() as conn:
         rows = (await conn.execute(
             select(agency_units.c.code, referrals.c.id, referrals.c.cause, referrals.c.due_step, referrals.c.due_at,
@@ -133,3 +135,30 @@ async def test_two_referral_processes_never_fire_a_step_twice(db, referrer):
     assert [await p.wait() for p in procs] == [0, 0]
     reminders = [r for c in cases for r in await events(db, c, "reminder")]
     assert len(reminders) == expected and len({r["referral_id"] for r in reminders}) == expected
+
+
+async def test_a_declined_escalation_goes_on_up_the_ladder(db, referrer):
+    case = await report(db, referrer, province_code="56", commune_code=await a_commune("56", 2))
+    due = next(iter((await units_of(db, case)).values()))["due_at"]
+    await scan(db, referrer, due + timedelta(seconds=1))
+    await scan(db, referrer, due + timedelta(days=1))  # commune police → province police, committee → centre
+    escalated = await units_of(db, case)
+    province = escalated["police-province-56"]
+    assert province["cause"] == "escalation" and "hotline-centre-central" in escalated
+
+    scope = AgencyScope("province-duty-officer", frozenset({(await unit_id(db, "police-province-56"))}))
+    async with uow(db) as u:
+        await service.transition(u, scope, province["id"], 1, ReferralStatus.acknowledged)
+    async with uow(db) as u:
+        _, made = await service.decline(u, referrer, scope, province["id"], 2, DeclineReason.not_competent)
+    assert made == 1
+    now = await units_of(db, case)
+    national = now["hotline-national-centre"]  # the regional centre has the case already: one more up
+    assert (national["cause"], national["previous_referral_id"]) == ("reroute", province["id"])
+    (alert,) = [e for e in await events(db, case, "created") if e["referral_id"] == str(national["id"])]
+    assert alert["match_reason"].startswith("re-routed: Provincial Police of Khánh Hòa declined (not_competent)")
+
+
+async def unit_id(db, code: str):
+    async with db[0].connect() as conn:
+        return (await conn.execute(select(agency_units.c.id).where(agency_units.c.code == code))).scalar_one()

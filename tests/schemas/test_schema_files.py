@@ -244,8 +244,13 @@ def test_every_operation_refers_to_a_channel_and_only_its_messages(doc):
             _resolve(doc, message["$ref"])
 
 
+def test_a_topic_without_dead_letters_is_consumed_by_no_service():
+    for t in CATALOG.topics:
+        assert t.dead_letters or not t.consumers, f"{t.name}: our consumers need its dead-letter topic"
+
+
 def test_channels_are_exactly_the_catalogue_topics_and_their_dead_letter_topics(doc):
-    expected = {t.name for t in CATALOG.topics} | {t.dlq for t in CATALOG.topics}
+    expected = {t.name for t in CATALOG.topics} | {t.dlq for t in CATALOG.topics if t.dead_letters}
     assert {c["address"] for c in doc["channels"].values()} == expected
     for key, channel in doc["channels"].items():
         assert key == channel["address"]
@@ -259,6 +264,8 @@ def test_operations_are_the_catalogue_producers_and_consumers(doc):
         for consumer in t.consumers:
             expected[f"{consumer}.receive.{t.name}"] = ("receive", t.name)
             expected[f"{consumer}.send.{t.dlq}"] = ("send", t.dlq)
+        for reader in t.readers:  # an agency system reading its own feed
+            expected[f"{reader}.receive.{t.name}"] = ("receive", t.name)
     actual = {}
     for name, op in doc["operations"].items():
         actual[name] = (op["action"], op["channel"]["$ref"].removeprefix("#/channels/"))
@@ -301,7 +308,7 @@ def test_documented_headers_match_the_runtime():
 def test_docs_page_names_every_topic_event_and_header():
     page = (ROOT / generate.DOCS_PATH).read_text(encoding="utf-8")
     for t in CATALOG.topics:
-        assert f"`{t.name}`" in page and f"`{t.dlq}`" in page
+        assert f"`{t.name}`" in page and (f"`{t.dlq}`" in page or not t.dead_letters)
     for e in EVENTS:
         assert f"`{e.type}`" in page
     for name, *_ in generate.ENVELOPE_HEADERS:

@@ -114,6 +114,7 @@ class Dispatcher:
                     NotificationStatusChanged(
                         notification_id=row["id"], referral_id=row["referral_id"], case_id=row["case_id"],
                         channel=row["channel"], status=status, occurred_at=now, attempts=row["attempts"],
+                        recipient=row["recipient"],
                     ),
                     key=str(row["case_id"]),
                 )

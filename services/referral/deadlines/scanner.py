@@ -26,6 +26,7 @@ from services.referral.referrals.handlers import Referrer, contacts_of, create_r
 
 log = get_logger(__name__)
 REMIND, ESCALATE = "remind", "escalate"
+LADDER_RULE = "escalation"  # the trace's rule for a unit chosen by climbing the ladder, not by the rules
 LAW_ENFORCEMENT = {UnitKind.police_commune, UnitKind.police_province, UnitKind.police_national,
                    UnitKind.border_guard_province, UnitKind.border_post, UnitKind.coast_guard_region}
 
@@ -102,7 +103,8 @@ async def _escalate(uow: UnitOfWork, referrer: Referrer, row, unit: Unit | None,
     target, new_id = None, None
     above = ladder(unit, row["province_code"], directory) if unit else []
     for candidate in above:
-        new_id = await _refer_up(uow, referrer, row, unit, candidate, now)
+        reason = f"escalated: {unit.name} did not acknowledge by {row['acknowledge_by']:%Y-%m-%d %H:%M} UTC"
+        new_id = await refer_up(uow, referrer, row, candidate, now, cause=ReferralCause.escalation, reason=reason)
         if new_id is not None:
             target = candidate
             break
@@ -116,17 +118,17 @@ async def _escalate(uow: UnitOfWork, referrer: Referrer, row, unit: Unit | None,
                     reason="every unit above already has the case" if above else "top of the ladder")
 
 
-async def _refer_up(uow: UnitOfWork, referrer: Referrer, row, overdue: Unit, target: Unit, now: datetime):
-    """A referral of the case to `target`, or None if the case already has one there."""
-    reason = f"escalated: {overdue.name} did not acknowledge by {row['acknowledge_by']:%Y-%m-%d %H:%M} UTC"
+async def refer_up(uow: UnitOfWork, referrer: Referrer, row, target: Unit, now: datetime, *,
+                   cause: ReferralCause, reason: str):
+    """A referral of `row`'s case to `target`, a unit up its ladder (an escalation, or a re-route of one
+    that was declined), or None if the case already has one there."""
     # Identity goes up the police chain only as far as it was allowed; a coordination centre gets none.
     shared = bool(row["identity_shared"]) and target.kind in LAW_ENFORCEMENT
     chosen = Match(unit=target, rules=(), reasons={}, needs=(), identity_shared=shared,
-                   trace=(Step(rule="escalation", kind=StepKind.chosen, text=reason, unit=target.code),))
+                   trace=(Step(rule=LADDER_RULE, kind=StepKind.chosen, text=reason, unit=target.code),))
     case = CaseFacts(case_id=row["case_id"], case_number=row["case_number"], province_code=row["province_code"],
                      urgency=row["urgency"])
-    return await create_referral(uow, referrer, case, chosen, now, cause=ReferralCause.escalation,
-                                 previous=row["id"], why=reason)
+    return await create_referral(uow, referrer, case, chosen, now, cause=cause, previous=row["id"], why=reason)
 
 
 def deadline_worker(uows: Callable[[], UnitOfWork], referrer: Referrer,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import time
+from uuid import UUID
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -118,3 +119,8 @@ class DirectoryCache:
                 if latest != self._version:
                     self._index, self._version = await load(session), latest
         return self._index
+
+    async def unit(self, session: AsyncSession, unit_id: UUID) -> Unit | None:
+        """A unit as last seen, without asking the database unless it is new since."""
+        found = self._index.by_id.get(unit_id)
+        return found if found is not None else (await self.current(session)).by_id.get(unit_id)

@@ -83,6 +83,15 @@ def contacts_of(unit: Unit) -> list[AgencyContact]:
     return [AgencyContact(channel=ContactChannel(c.channel), address=c.address) for c in unit.contacts_in_order()]
 
 
+def first_contacts(unit: Unit) -> list[AgencyContact]:
+    """Where to alert a unit first: its most preferred contact of each channel, in order of preference.
+    The others are kept for when an alert fails (referrals/delivery.py)."""
+    first = {}
+    for c in unit.contacts_in_order():
+        first.setdefault(c.channel, c)
+    return [AgencyContact(channel=ContactChannel(c.channel), address=c.address) for c in first.values()]
+
+
 async def create_referral(uow: UnitOfWork, referrer: Referrer, case: CaseFacts, m: Match, now: datetime, *,
                           cause: ReferralCause = ReferralCause.matched, previous: uuid.UUID | None = None,
                           why: str = "") -> uuid.UUID | None:
@@ -100,12 +109,14 @@ async def create_referrals(uow: UnitOfWork, referrer: Referrer, case: CaseFacts,
     if not matches:
         return []
     due = ack_deadline(referrer.settings, case.urgency, now)
+    contacts = {m.unit.id: first_contacts(m.unit) for m in matches}
     rows = {m.unit.id: {
         "id": uuid.uuid4(), "case_id": case.case_id, "case_number": case.case_number, "agency_unit_id": m.unit.id,
         "status": "created", "urgency": case.urgency, "province_code": case.province_code,
         "match_reason": (why + _reason(m))[:500], "rule_ids": list(m.rules), "trace": _trace(m),
         "identity_shared": m.identity_shared, "acknowledge_by": due, "created_at": now, "updated_at": now,
         "due_step": "remind", "due_at": due, "cause": cause, "previous_referral_id": previous,
+        "alerted": [c.model_dump(mode="json") for c in contacts[m.unit.id]],
     } for m in matches}
     inserted = set((await uow.session.scalars(
         insert(referrals).values(list(rows.values()))
@@ -122,7 +133,7 @@ async def create_referrals(uow: UnitOfWork, referrer: Referrer, case: CaseFacts,
             agency_unit_id=m.unit.id, agency_unit_name=m.unit.name, agency_kind=m.unit.kind,
             agency_level=m.unit.level, province_code=case.province_code, urgency=case.urgency,
             acknowledge_by=due, match_reason=row["match_reason"], rule_ids=list(m.rules),
-            identity_shared=m.identity_shared, contacts=contacts_of(m.unit), cause=cause, previous_referral_id=previous,
+            identity_shared=m.identity_shared, contacts=contacts[m.unit.id], cause=cause, previous_referral_id=previous,
             ack_url=links.ack_link(row["id"], link_expiry(due)) if links else None,
         ), key=str(case.case_id), subject=case.case_number)
     return made

@@ -1,0 +1,38 @@
+"""A failed alert moves on to the unit's next contact, through the running services: the unit's SMS (which
+notify cannot send until issue 5) fails at once, so referral falls back to its next contact, a second
+email, and notify sends it the same message."""
+import pytest
+
+from tests.e2e.slice import emails_for, report
+from tests.support import eventually
+
+UNIT = "police-province-68"  # a province no other test reports in
+DUTY = f"{UNIT}-duty@agencies.hotline111.example"
+
+
+@pytest.fixture
+async def unit_with_a_duty_email(http, stack):
+    url, headers = f"{stack.url('referral')}/directory/units/{UNIT}", stack.auth_headers("admin")
+    r = await http.get(url, headers=headers)
+    before = {k: v for k, v in r.json().items() if k not in ("id", "code", "version", "updated_at")}
+    contacts = [*before["contacts"], {"channel": "email", "address": DUTY, "preference": 3, "duty_24_7": True}]
+    r = await http.put(url, json=before | {"contacts": contacts}, headers={**headers, "If-Match": r.headers["etag"]})
+    assert r.status_code == 200, r.text
+    yield
+    r = await http.put(url, json=before, headers={**headers, "If-Match": r.headers["etag"]})
+    assert r.status_code == 200, r.text
+
+
+async def test_a_failed_sms_alert_moves_on_to_the_next_email(http, stack, unit_with_a_duty_email):
+    case = await report(http, stack, province_code="68")
+
+    async def both_emails():
+        to = sorted(e["rcpt_tos"][0] for e in await emails_for(http, stack, case["case_number"]))
+        return to if DUTY in to else None
+
+    to = await eventually(both_emails, 30)
+    assert f"{UNIT}@agencies.hotline111.example" in to and DUTY in to
+    notes = (await http.get(f"{stack.url('notify')}/notifications", params={"case_id": case["id"]})).json()
+    duty = next(n for n in notes if n["recipient"] == DUTY)
+    assert duty["trace_id"] == case["trace_id"]  # the fallback stays in the report's trace
+    assert {n["provider_code"] for n in notes if n["channel"] == "sms"} == {"channel-unsupported"}

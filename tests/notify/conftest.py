@@ -1,0 +1,14 @@
+"""A notify database of the test module's own: no notify service consumes or dispatches from it, so a
+test drives the handlers and the dispatcher itself."""
+import pytest
+
+from runtime.db import create_engine
+from tests.support import own_database
+
+
+@pytest.fixture(scope="module")
+async def db(stack):
+    url = await own_database(stack, "notify")
+    engine = create_engine(url, pool_size=4)
+    yield engine, url
+    await engine.dispose()
