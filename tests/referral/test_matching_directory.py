@@ -23,7 +23,7 @@ from services.referral.directory.facts import (
     resolve_province,
 )
 from services.referral.directory.generate import units
-from services.referral.directory.model import Level
+from services.referral.directory.model import DirectoryIndex, Level
 from services.referral.directory.model import UnitKind as K
 from services.referral.matching import DEFAULT_RULES, RuleBook, SkipReason, StepKind, explain, match
 
@@ -219,18 +219,41 @@ def test_moving_across_border_in_a_coastal_non_border_province_adds_its_border_g
 
 
 @pytest.mark.parametrize("province", INLAND_NON_BORDER)
-def test_moving_across_border_in_an_inland_non_border_province_is_traced_unmatched(directory, province):
-    """The condition holds, but an inland province without a land border has no Border Guard command in the
-    directory, and the rule has no fallback: the trace and `unmatched` say so (the operator acts by hand)."""
-    out = explain(case(province, urgency="emergency", moving_across_border=True, destination_country="CN"),
+@pytest.mark.parametrize(("destination", "command"), [("CN", "04"), ("LA", "11"), ("KH", "51")])
+def test_moving_across_border_from_an_inland_province_reaches_the_border_being_crossed(directory, province,
+                                                                                     destination, command):
+    """An inland province has no Border Guard command: the rule falls back to the command of a province on
+    the border with the destination, the case's own region (all four are northern) first, then code order:
+    Cao Bằng for China, Điện Biên for Laos; no northern province borders Cambodia, so Quảng Ngãi."""
+    out = explain(case(province, urgency="emergency", moving_across_border=True, destination_country=destination),
                   directory, RULES, OFFICE)
     head = condition(out, "border-guard")
     assert head.ok is True and head.facts["moving_across_border"] is True and head.facts["border_province"] is False
+    assert chosen_by(out.matches, "border-guard") == {f"border-guard-{command}"}
+    assert "border-guard" not in out.unmatched
+    assert destination in border_countries()[command]
+    assert f"provinces on the border with {destination} (north region first)" in steps_of(out, "border-guard")[-1].text
+
+
+@pytest.mark.parametrize("province", INLAND_NON_BORDER)
+def test_moving_across_border_to_an_unknown_destination_is_traced_unmatched(directory, province):
+    """Without a destination the border crossed is unknown: the trace and `unmatched` say so, and the
+    operator acts by hand."""
+    out = explain(case(province, urgency="emergency", moving_across_border=True), directory, RULES, OFFICE)
     assert chosen_by(out.matches, "border-guard") == set()
     assert "border-guard" in out.unmatched
     last = steps_of(out, "border-guard")[-1]
-    assert last.kind is StepKind.unmatched
-    assert f"no border_guard_province for province {province} in the directory" in last.text
+    assert last.kind is StepKind.unmatched and "no destination_country in the facts" in last.text
+
+
+def test_the_border_crossed_is_searched_in_the_cases_region_first(directory):
+    """Every inland province is northern, so the order is shown on the map with Hà Nội moved south."""
+    moved = DirectoryIndex(directory.units, province_regions={**directory.province_regions, HANOI: "south"},
+                           border_provinces=directory.border_provinces, border_countries=directory.border_countries,
+                           coastal_provinces=directory.coastal_provinces, coverage=directory.coverage)
+    out = explain(case(HANOI, urgency="high", moving_across_border=True, destination_country="KH"),
+                  moved, RULES, OFFICE)
+    assert chosen_by(out.matches, "border-guard") == {"border-guard-75"}  # Đồng Nai: the first southern one
 
 
 # ---- coast-guard ----------------------------------------------------------------------------------------

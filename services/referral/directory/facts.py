@@ -111,10 +111,13 @@ def coast_guard_coverage() -> dict[str, str]:
 
 
 def index_geography() -> dict[str, object]:
-    """DirectoryIndex's geography fields (province_regions, border_provinces, coastal_provinces, coverage)."""
+    """DirectoryIndex's geography fields (province_regions, border_provinces and their neighbours,
+    coastal_provinces, coverage)."""
+    borders = border_countries()
     return {
         "province_regions": dict(regions()),
-        "border_provinces": frozenset(border_countries()),
+        "border_provinces": frozenset(borders),
+        "border_countries": borders,
         "coastal_provinces": coastal_provinces(),
         "coverage": {p: frozenset({code}) for p, code in coast_guard_coverage().items()},
     }

@@ -135,6 +135,7 @@ class DirectoryIndex:
     # and coast_guard_regions.csv (read by whoever builds the index, never by the matcher).
     province_regions: dict[str, str] = field(default_factory=dict)  # province code → hotline region
     border_provinces: frozenset[str] = frozenset()
+    border_countries: dict[str, tuple[str, ...]] = field(default_factory=dict)  # province → neighbours
     coastal_provinces: frozenset[str] = frozenset()
     # Province code → codes of units whose area spans provinces off the administrative map (Coast Guard regions).
     coverage: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -192,6 +193,10 @@ class DirectoryIndex:
 
     def is_coastal_province(self, province_code: str) -> bool:
         return province_code in self.coastal_provinces
+
+    def border_provinces_with(self, country: str) -> list[str]:
+        """The provinces with a land border with `country`, in code order."""
+        return sorted(p for p, countries in self.border_countries.items() if country in countries)
 
 
 def area_of(unit: Unit) -> str | None:

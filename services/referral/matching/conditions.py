@@ -24,6 +24,8 @@ class Geography(Protocol):
 
     def units_covering(self, province_code: str) -> list[Unit]: ...
 
+    def border_provinces_with(self, country: str) -> list[str]: ...
+
 
 @dataclass(frozen=True)
 class CaseView:
@@ -36,6 +38,7 @@ class CaseView:
     any_victim_is_child: bool
     needs: tuple[Need, ...]  # union over victims, first-seen order
     abroad_country: str | None
+    destination_country: str | None
     at_sea: bool
     moving_across_border: bool
     immediate_danger: bool
@@ -55,6 +58,7 @@ class CaseView:
             any_victim_is_child=any(v.is_child for v in victims),
             needs=tuple(dict.fromkeys(Need(n) for v in victims for n in v.needs)),
             abroad_country=facts.abroad_country,
+            destination_country=facts.destination_country,
             at_sea=bool(facts.at_sea),
             moving_across_border=bool(facts.moving_across_border),
             immediate_danger=bool(facts.immediate_danger),

@@ -269,18 +269,32 @@ def _area(scope: Scope, ctx: _Context) -> tuple[Level, str, str] | str:
             if case.abroad_country is None:
                 return "the country abroad (no abroad_country in the facts)"
             return Level.international, case.abroad_country, f"country {case.abroad_country}"
-    raise AssertionError(scope)  # covering_province is handled by _kind_place
+    raise AssertionError(scope)  # covering_province and destination_border are handled by _kind_place
 
 
 def _kind_place(kind: UnitKind, scope: Scope, ctx: _Context) -> _Place:
     if scope is Scope.covering_province:
         units = [u for u in ctx.geo.units_covering(ctx.case.province_code) if u.kind == kind]
         return _Place(kind.value, f"the area covering province {ctx.case.province_code}", units)
+    if scope is Scope.destination_border:
+        return _border_place(kind, ctx)
     area = _area(scope, ctx)
     if isinstance(area, str):
         return _Place(kind.value, area, None)
     level, code, words = area
     return _Place(kind.value, words, ctx.directory.units_of_kind(kind, level, code))
+
+
+def _border_place(kind: UnitKind, ctx: _Context) -> _Place:
+    """Units in the provinces on the border the person is being moved across: those of the case's own
+    hotline region first (nearest), then the rest, each in province code order."""
+    country = ctx.case.destination_country
+    if country is None:
+        return _Place(kind.value, "the border crossed (no destination_country in the facts)", None)
+    region = ctx.geo.region_of(ctx.case.province_code)
+    provinces = sorted(ctx.geo.border_provinces_with(country), key=lambda p: (ctx.geo.region_of(p) != region, p))
+    units = [u for p in provinces for u in ctx.directory.units_of_kind(kind, Level.province, p)]
+    return _Place(kind.value, f"provinces on the border with {country} ({region or 'any'} region first)", units)
 
 
 def _service_place(service: Service, scope: Scope, ctx: _Context) -> _Place:

@@ -106,6 +106,7 @@ class Scope(StrEnum):
     nation = "nation"  # national units
     abroad_country = "abroad_country"  # units for the country the victim is in
     covering_province = "covering_province"  # units the directory lists as covering the province (Coast Guard)
+    destination_border = "destination_border"  # provinces on the border with the destination, own region first
 
 
 SERVICE_SCOPES = (Scope.commune, Scope.province, Scope.region, Scope.nation)
