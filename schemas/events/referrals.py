@@ -5,8 +5,8 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from schemas.events.common import EventPayload, ProvinceCode, Urgency
-from schemas.vocab import Need
+from schemas.events.common import CommuneCode, EventPayload, ProvinceCode, Urgency
+from schemas.vocab import Exploitation, Need
 
 
 class ContactChannel(StrEnum):
@@ -89,6 +89,12 @@ class ReferralCreated(EventPayload):
                                                                 "(v1.1).")
     ack_url: str | None = Field(None, description="A signed link that acknowledges the referral in one click, "
                                                   "without a login; it expires after the escalation window (v1.1).")
+    commune_code: CommuneCode | None = Field(None, description="The case's commune, when known (v1.1).")
+    exploitation: list[Exploitation] = Field(default_factory=list, description="The case's exploitation purposes: "
+                                                                              "its category (v1.1).")
+    language: str = Field("vi", pattern=r"^[a-z]{2}$", description="The language to write to the unit in: "
+                                                                   "Vietnamese, or English for a foreign "
+                                                                   "counterpart (v1.1).")
 
 
 class ReferralEvent(EventPayload):
@@ -129,6 +135,8 @@ class ReferralReminder(ReferralEvent):
     acknowledge_by: AwareDatetime = Field(description="The deadline that was missed.")
     escalate_at: AwareDatetime = Field(description="When it escalates if still unacknowledged.")
     contacts: list[AgencyContact] = Field(description="Where to remind the unit.")
+    ack_url: str | None = Field(None, description="The signed acknowledge link, as in referral.created (v1.1).")
+    language: str = Field("vi", pattern=r"^[a-z]{2}$", description="The language to write to the unit in (v1.1).")
 
 
 class ReferralEscalated(ReferralEvent):

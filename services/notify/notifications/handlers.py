@@ -25,7 +25,7 @@ async def on_referral_created(uow: UnitOfWork, event: Event[ReferralCreated]) ->
     subject, body = referral_email(referral)
     # Sendable alerts first: referral then knows of them before any failure of the unsendable ones.
     contacts = sorted(referral.contacts, key=lambda c: c.channel not in SUPPORTED_CHANNELS)
-    queued = [await queue_alert(uow, referral.referral_id, referral.case_id, contact, subject, body)
+    queued = [await queue_alert(uow, event.id, referral.referral_id, referral.case_id, contact, subject, body)
               for contact in contacts]
     if any(queued):
         await wake_dispatcher(uow)
@@ -41,12 +41,17 @@ async def on_contact_fallback(uow: UnitOfWork, event: Event[ReferralContactFallb
     if message is None:
         log.warning("fallback_without_message", referral_id=str(fallback.referral_id))
         return
-    if await queue_alert(uow, fallback.referral_id, fallback.case_id, fallback.contact, *message):
+    already = await uow.session.scalar(select(notifications.c.id).where(
+        notifications.c.referral_id == fallback.referral_id, notifications.c.channel == fallback.contact.channel,
+        notifications.c.recipient == fallback.contact.address).limit(1))
+    if already is not None:  # that contact has the message already, whatever event asked for it
+        return
+    if await queue_alert(uow, event.id, fallback.referral_id, fallback.case_id, fallback.contact, *message):
         await wake_dispatcher(uow)
 
 
-async def queue_alert(uow: UnitOfWork, referral_id: uuid.UUID, case_id: uuid.UUID, contact: AgencyContact,
-                      subject: str, body: str) -> bool:
+async def queue_alert(uow: UnitOfWork, source_id: uuid.UUID, referral_id: uuid.UUID, case_id: uuid.UUID,
+                      contact: AgencyContact, subject: str, body: str) -> bool:
     """Record one alert to one contact and emit its first status. A channel notify cannot send yet fails at
     once (technical-failure), so referral moves on to the unit's next contact instead of waiting for the
     deadline. True when the dispatcher has something new to send; an alert already recorded is left alone."""
@@ -56,11 +61,11 @@ async def queue_alert(uow: UnitOfWork, referral_id: uuid.UUID, case_id: uuid.UUI
     inserted = await uow.session.scalar(
         insert(notifications)
         .values(
-            id=notification_id, referral_id=referral_id, case_id=case_id, channel=contact.channel,
+            id=notification_id, source_id=source_id, referral_id=referral_id, case_id=case_id, channel=contact.channel,
             recipient=contact.address, subject=subject, body=body, status=status, trace=current_carrier(),
             provider_code=None if supported else UNSUPPORTED,
         )
-        .on_conflict_do_nothing(constraint="uq_notification_target")
+        .on_conflict_do_nothing(constraint="uq_notification_source_target")
         .returning(notifications.c.id)
     )
     if inserted is None:

@@ -22,7 +22,8 @@ from services.referral.deadlines.ladder import ladder
 from services.referral.directory.model import DirectoryIndex, Unit, UnitKind
 from services.referral.matching.engine import Match, Step, StepKind
 from services.referral.models import referrals
-from services.referral.referrals.handlers import Referrer, contacts_of, create_referral
+from services.referral.referrals.handlers import Referrer, contacts_of, create_referral, language_of, latest_facts
+from services.referral.referrals.links import link_expiry
 
 log = get_logger(__name__)
 REMIND, ESCALATE = "remind", "escalate"
@@ -85,13 +86,15 @@ async def fire_due(uow: UnitOfWork, referrer: Referrer, now: datetime, limit: in
 async def _remind(uow: UnitOfWork, referrer: Referrer, urgency: Urgency, rows: list, now: datetime) -> None:
     """Remind the units of a batch's referrals of one urgency: one UPDATE moves all their timers on."""
     escalate_at = now + escalate_after(referrer, urgency)
+    links = referrer.links
     await uow.session.execute(update(referrals).where(referrals.c.id.in_([row["id"] for row, _ in rows])).values(
         due_step=ESCALATE, due_at=escalate_at, reminded_at=now, updated_at=now))
     for row, unit in rows:
         uow.emit(ReferralReminder(
             referral_id=row["id"], case_id=row["case_id"], case_number=row["case_number"], agency_unit_id=unit.id,
             agency_unit_name=unit.name, urgency=urgency, acknowledge_by=row["acknowledge_by"],
-            escalate_at=escalate_at, contacts=contacts_of(unit),
+            escalate_at=escalate_at, contacts=contacts_of(unit), language=language_of(unit),
+            ack_url=links.ack_link(row["id"], link_expiry(escalate_at)) if links else None,
         ), key=str(row["case_id"]), subject=row["case_number"])
 
 
@@ -126,8 +129,10 @@ async def refer_up(uow: UnitOfWork, referrer: Referrer, row, target: Unit, now: 
     shared = bool(row["identity_shared"]) and target.kind in LAW_ENFORCEMENT
     chosen = Match(unit=target, rules=(), reasons={}, needs=(), identity_shared=shared,
                    trace=(Step(rule=LADDER_RULE, kind=StepKind.chosen, text=reason, unit=target.code),))
-    case = CaseFacts(case_id=row["case_id"], case_number=row["case_number"], province_code=row["province_code"],
-                     urgency=row["urgency"])
+    # The case's newest facts (commune, category) when referral keeps them; the row's own otherwise.
+    case = await latest_facts(uow, row["case_id"]) or CaseFacts(
+        case_id=row["case_id"], case_number=row["case_number"], province_code=row["province_code"],
+        urgency=row["urgency"])
     return await create_referral(uow, referrer, case, chosen, now, cause=cause, previous=row["id"], why=reason)
 
 

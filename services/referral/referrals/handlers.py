@@ -78,16 +78,25 @@ async def refer(uow: UnitOfWork, referrer: Referrer, case: CaseFacts, now: datet
     return len(await create_referrals(uow, referrer, case, list(outcome.matches), now))
 
 
+def language_of(unit: Unit) -> str:
+    """What to write to a unit in: Vietnamese when it reads it, else English (foreign counterparts)."""
+    return "vi" if "vi" in unit.languages else "en"
+
+
 def contacts_of(unit: Unit) -> list[AgencyContact]:
     """Where to alert a unit, in its order of preference."""
     return [AgencyContact(channel=ContactChannel(c.channel), address=c.address) for c in unit.contacts_in_order()]
 
 
-def first_contacts(unit: Unit) -> list[AgencyContact]:
-    """Where to alert a unit first: its most preferred contact of each channel, in order of preference.
-    The others are kept for when an alert fails (referrals/delivery.py)."""
+def first_contacts(unit: Unit, urgency: Urgency = Urgency.normal) -> list[AgencyContact]:
+    """Where to alert a unit first: its most preferred contact of each channel, in order of preference;
+    for an emergency, its 24/7 duty contacts first. The others are kept for when an alert fails
+    (referrals/delivery.py)."""
     first = {}
-    for c in unit.contacts_in_order():
+    ordered = unit.contacts_in_order()
+    if urgency is Urgency.emergency:
+        ordered.sort(key=lambda c: not c.duty_24_7)  # stable: preference order within each group
+    for c in ordered:
         first.setdefault(c.channel, c)
     return [AgencyContact(channel=ContactChannel(c.channel), address=c.address) for c in first.values()]
 
@@ -109,7 +118,7 @@ async def create_referrals(uow: UnitOfWork, referrer: Referrer, case: CaseFacts,
     if not matches:
         return []
     due = ack_deadline(referrer.settings, case.urgency, now)
-    contacts = {m.unit.id: first_contacts(m.unit) for m in matches}
+    contacts = {m.unit.id: first_contacts(m.unit, Urgency(case.urgency)) for m in matches}
     rows = {m.unit.id: {
         "id": uuid.uuid4(), "case_id": case.case_id, "case_number": case.case_number, "agency_unit_id": m.unit.id,
         "status": "created", "urgency": case.urgency, "province_code": case.province_code,
@@ -135,6 +144,7 @@ async def create_referrals(uow: UnitOfWork, referrer: Referrer, case: CaseFacts,
             acknowledge_by=due, match_reason=row["match_reason"], rule_ids=list(m.rules),
             identity_shared=m.identity_shared, contacts=contacts[m.unit.id], cause=cause, previous_referral_id=previous,
             ack_url=links.ack_link(row["id"], link_expiry(due)) if links else None,
+            commune_code=case.commune_code, exploitation=list(case.exploitation), language=language_of(m.unit),
         ), key=str(case.case_id), subject=case.case_number)
     return made
 
