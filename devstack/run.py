@@ -1,7 +1,7 @@
 """`make run`: the whole platform on this machine, until Ctrl-C.
 
 PostgreSQL keeps its data in .data/postgres; the broker is in-memory, so topics are recreated on
-every start. Ctrl-C or SIGTERM stops services, SMTP sink, broker and PostgreSQL, then exits 0.
+every start. Ctrl-C or SIGTERM stops services, SMTP sink, SMS gateway, broker and PostgreSQL, then exits 0.
 """
 from __future__ import annotations
 
@@ -27,10 +27,11 @@ def _banner(ports: Ports, infra: Infra) -> str:
         ("postgres", infra.database_url),
         ("smtp", f"127.0.0.1:{ports.smtp}"),
         ("mailbox", f"http://127.0.0.1:{ports.smtp_http}/messages"),
+        ("sms", f"http://127.0.0.1:{ports.sms_gateway}/messages (local gateway; POST /control to misbehave)"),
     ]
     lines = [f"  {name:<10} {value}" for name, value in rows]
     return "\n".join(["", "hotline111 is running:", *lines, "",
-                      "Report a case with the curl example in README.md, then watch the mailbox URL.",
+                      "Report a case with the curl example in README.md, then watch the mailbox and sms URLs.",
                       "Ctrl-C stops everything.", ""])
 
 

@@ -7,6 +7,7 @@ running event loop. Typical use from a test session:
     stack = Stack(data_dir=tmp / "pg", ports=ports, fast=True, log_dir=tmp / "logs").start()
     stack.url("intake")            # "http://127.0.0.1:<port>"
     stack.smtp_messages_url        # "http://127.0.0.1:<port>/messages"
+    stack.sms_url                  # the local SMS gateway: /messages, /control (devstack/sms_gateway.py)
     stack.token("operator", sub="op-1")   # a bearer token the services accept (AUTH_HS256_SECRET)
     stack.token("agency", sub="pol-1", agency_units=["police-province-01"])   # an agency's token
     stack.infra.broker.pid         # None if KAFKA_BOOTSTRAP_SERVERS pointed elsewhere
@@ -17,6 +18,7 @@ or the pieces: `Infra(...).start()` -> `prepare(db_url, bootstrap)` -> `start_se
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -50,6 +52,7 @@ class Ports:
     broker: int = 9092
     smtp: int = 1025
     smtp_http: int = 8025
+    sms_gateway: int = 8026
     postgres: int = 5433  # not 5432: a system PostgreSQL may live there
 
     @classmethod
@@ -220,8 +223,9 @@ def service_env(
     auth_secret: str | None = None,
     pii_hmac_key: str | None = None,
     link_secret: str | None = None,
+    sms_providers: str | None = None,
 ) -> dict[str, str]:
-    """The environment `python -m services.<name>` runs with."""
+    """The environment `python -m services.<name>` runs with. sms_providers: notify's SMS_PROVIDERS (JSON)."""
     env = _base_env(database_url, bootstrap, extra_env)
     env.update(HOST="127.0.0.1", PORT=str(ports.service(name)))
     if auth_secret:  # every service verifies the HS256 dev tokens (AUTH_MODE may be overridden in extra_env)
@@ -230,7 +234,13 @@ def service_env(
         env["PII_ENCRYPTION_KEYS"] = pii_keys
         env["PII_HMAC_KEY"] = pii_hmac_key or new_hmac_key()
     if name == "notify":
-        env.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(ports.smtp))
+        # Its own data to encrypt (webhook secrets); locally the same dev key ring as intake.
+        env.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(ports.smtp), PII_ENCRYPTION_KEYS=pii_keys,
+                   NOTIFY_FICTITIOUS_NUMBERS="true")
+        if sms_providers and "SMS_PROVIDERS" not in (extra_env or {}):  # the local gateway, unless told otherwise
+            env["SMS_PROVIDERS"] = sms_providers
+        env["SMS_CALLBACK_BASE_URL"] = (extra_env or {}).get("SMS_CALLBACK_BASE_URL",
+                                                             f"http://127.0.0.1:{ports.service(name)}")
     if name == "referral":
         env["REFERRAL_LINK_SECRET"] = link_secret or new_link_secret()
         # Acknowledge links point at this process unless the caller names a public address.
@@ -267,7 +277,7 @@ def prepare(
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class Services:
-    """The running SMTP sink ("smtp") and services, all children of `supervisor`."""
+    """The running SMTP sink ("smtp"), SMS gateway ("sms") and services, all children of `supervisor`."""
 
     supervisor: Supervisor
     ports: Ports
@@ -279,6 +289,10 @@ class Services:
     def smtp_http_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.smtp_http}"
 
+    @property
+    def sms_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.sms_gateway}"
+
     def pid(self, name: str) -> int:
         return self.supervisor.children[name].pid
 
@@ -288,7 +302,9 @@ class Services:
         self.supervisor.wait_ready(name, self._ready_url(name), ready_timeout)
 
     def _ready_url(self, name: str) -> str:
-        return f"{self.smtp_http_url}/healthz" if name == "smtp" else f"{self.url(name)}/readyz"
+        if name in ("smtp", "sms"):
+            return f"{self.smtp_http_url if name == 'smtp' else self.sms_url}/healthz"
+        return f"{self.url(name)}/readyz"
 
     def stop(self, timeout: float = 10.0) -> None:
         self.supervisor.stop_all(timeout)
@@ -308,13 +324,15 @@ def start_services(
     pii_hmac_key: str | None = None,
     link_secret: str | None = None,
 ) -> Services:
-    """Start the SMTP sink, then `names`, and wait for each one's GET /readyz to answer 200.
+    """Start the SMTP sink and the SMS gateway, then `names`, and wait for each one's GET /readyz to answer 200.
 
     log_dir=None streams output to stdout prefixed by name (make run); else <log_dir>/<name>.log.
     ready_timeout is generous because joining a Kafka consumer group takes 5-18 s on Tansu.
     On failure everything started so far is stopped again.
     """
-    for what in ("smtp", "smtp_http", *names):
+    from devstack.sms_gateway import GatewayCredentials
+
+    for what in ("smtp", "smtp_http", "sms_gateway", *names):
         check_port_free(getattr(ports, what), what)
     supervisor = Supervisor(log_dir=log_dir, cwd=REPO_ROOT)
     services = Services(supervisor, ports)
@@ -322,11 +340,17 @@ def start_services(
         smtp_env = _base_env(database_url, bootstrap, extra_env)
         smtp_env.update(SMTP_PORT=str(ports.smtp), SMTP_HTTP_PORT=str(ports.smtp_http))
         supervisor.start("smtp", [sys.executable, "-m", "devstack.smtp"], smtp_env)
+        # Fresh credentials each start: the gateway checks and signs with them, notify gets them in SMS_PROVIDERS.
+        sms_creds = GatewayCredentials.new()
+        sms_env = {**smtp_env, **sms_creds.env(), "SMS_GATEWAY_PORT": str(ports.sms_gateway)}
+        supervisor.start("sms", [sys.executable, "-m", "devstack.sms_gateway"], sms_env)
         supervisor.wait_ready("smtp", services._ready_url("smtp"), 30)
+        supervisor.wait_ready("sms", services._ready_url("sms"), 30)
+        sms_providers = json.dumps(sms_creds.providers(services.sms_url))
         for name in names:
             env = service_env(name, database_url=database_url, bootstrap=bootstrap, ports=ports,
                               pii_keys=pii_keys, extra_env=extra_env, auth_secret=auth_secret,
-                              pii_hmac_key=pii_hmac_key, link_secret=link_secret)
+                              pii_hmac_key=pii_hmac_key, link_secret=link_secret, sms_providers=sms_providers)
             supervisor.start(name, [sys.executable, "-m", f"services.{name}"], env)
         for name in names:  # they start concurrently; the waits overlap
             supervisor.wait_ready(name, services._ready_url(name), ready_timeout)
@@ -379,6 +403,15 @@ class Stack:
     @property
     def smtp_messages_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.smtp_http}/messages"
+
+    @property
+    def sms_url(self) -> str:
+        """The local SMS gateway: GET /messages lists what was sent, POST /control makes it misbehave."""
+        return f"http://127.0.0.1:{self.ports.sms_gateway}"
+
+    @property
+    def sms_messages_url(self) -> str:
+        return f"{self.sms_url}/messages"
 
     def token(self, *roles: str, sub: str = "test", name: str | None = None, ttl_s: float = 3600,
               agency_units: tuple[str, ...] | list[str] = ()) -> str:

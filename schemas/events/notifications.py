@@ -13,6 +13,7 @@ class DeliveryStatus(StrEnum):
 
     created = "created"
     sending = "sending"
+    sent = "sent"  # the provider took it; its delivery receipt is awaited (v1.1)
     delivered = "delivered"
     permanent_failure = "permanent-failure"
     temporary_failure = "temporary-failure"

@@ -47,6 +47,12 @@ notifications = Table(
     Column("retry_until", DateTime(timezone=True)),  # retries stop here, whatever the attempts
     Column("delivered_at", DateTime(timezone=True)),
     Column("resend_of", UUID(as_uuid=True)),
+    # While a worker calls the provider: set at the claim, cleared with the answer. A lease that ran out
+    # means the worker died mid-send: the message is reconciled with the provider, never sent blindly again.
+    Column("leased_until", DateTime(timezone=True)),
+    # What the message was rendered from (reference, urgency, place, deadline, link; never personal data):
+    # a fallback to another channel and the later messages about the referral are rendered from it.
+    Column("context", JSONB),
     UniqueConstraint("source_id", "channel", "recipient", name="uq_notification_source_target"),
 )
 # The dispatcher's claim: what is due, emergencies first.

@@ -51,7 +51,8 @@ CRD_GROUPS = frozenset({"kafka.strimzi.io", "postgresql.cnpg.io"})
 SELF_CHECKED = frozenset({("monitoring.coreos.com/v1", "ServiceMonitor")})
 # Secrets the manifests read but must not contain: created by ops (documented
 # in docs/operations-k8s.md) or by the CloudNativePG operator (<cluster>-app).
-EXTERNAL_SECRETS = frozenset({"intake-pii-keys", "notify-smtp", "referral-link-secret"})
+EXTERNAL_SECRETS = frozenset({"intake-pii-keys", "notify-smtp", "notify-keys", "notify-sms-providers",
+                              "referral-link-secret"})
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 KUSTOMIZATION_KEYS = frozenset(
     {"apiVersion", "kind", "namespace", "resources", "configMapGenerator", "images", "patches", "components"}
@@ -551,6 +552,8 @@ def test_deployment_environment(svc: str) -> None:
         assert {"SMTP_HOST", "SMTP_PORT", "SMTP_STARTTLS", "NOTIFY_EMAIL_FROM"} <= set(settings)
         for key in ("SMTP_USERNAME", "SMTP_PASSWORD"):
             assert env[key]["valueFrom"]["secretKeyRef"]["name"] == "notify-smtp"
+        assert env["PII_ENCRYPTION_KEYS"]["valueFrom"]["secretKeyRef"]["name"] == "notify-keys"
+        assert env["SMS_PROVIDERS"]["valueFrom"]["secretKeyRef"]["name"] == "notify-sms-providers"
     if svc == "referral":
         assert env["REFERRAL_LINK_SECRET"]["valueFrom"]["secretKeyRef"]["name"] == "referral-link-secret"
         assert "referral-config" in config_maps

@@ -1,9 +1,9 @@
-"""A failed alert moves on to the unit's next contact, through the running services: the unit's SMS (which
-notify cannot send until issue 5) fails at once, so referral falls back to its next contact, a second
-email, and notify sends it the same message."""
+"""A failed alert moves on to the unit's next contact, through the running services: the SMS gateway refuses
+the unit's number for good, so referral falls back to its next contact, a second email, and notify sends it
+the same alert."""
 import pytest
 
-from tests.e2e.slice import emails_for, report
+from tests.e2e.slice import emails_for, operator_headers, report
 from tests.support import eventually
 
 UNIT = "police-province-68"  # a province no other test reports in
@@ -18,7 +18,11 @@ async def unit_with_a_duty_email(http, stack):
     contacts = [*before["contacts"], {"channel": "email", "address": DUTY, "preference": 3, "duty_24_7": True}]
     r = await http.put(url, json=before | {"contacts": contacts}, headers={**headers, "If-Match": r.headers["etag"]})
     assert r.status_code == 200, r.text
-    yield
+    (number,) = [c["address"] for c in before["contacts"] if c["channel"] == "sms"]
+    control = f"{stack.sms_url}/control"
+    assert (await http.post(control, json={"to": number, "mode": "reject_4xx"})).status_code < 300
+    yield number
+    await http.post(control, json={"to": number, "mode": "ok"})
     r = await http.put(url, json=before, headers={**headers, "If-Match": r.headers["etag"]})
     assert r.status_code == 200, r.text
 
@@ -32,7 +36,9 @@ async def test_a_failed_sms_alert_moves_on_to_the_next_email(http, stack, unit_w
 
     to = await eventually(both_emails, 30)
     assert f"{UNIT}@agencies.hotline111.example" in to and DUTY in to
-    notes = (await http.get(f"{stack.url('notify')}/notifications", params={"case_id": case["id"]})).json()
+    notes = (await http.get(f"{stack.url('notify')}/notifications", params={"case_id": case["id"]},
+                            headers=operator_headers(stack))).json()["items"]
     duty = next(n for n in notes if n["recipient"] == DUTY)
     assert duty["trace_id"] == case["trace_id"]  # the fallback stays in the report's trace
-    assert {n["provider_code"] for n in notes if n["channel"] == "sms"} == {"channel-unsupported"}
+    (sms,) = [n for n in notes if n["recipient"] == unit_with_a_duty_email]
+    assert (sms["channel"], sms["status"], sms["provider_code"]) == ("sms", "permanent-failure", "invalid_number")

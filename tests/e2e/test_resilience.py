@@ -2,13 +2,14 @@
 import asyncio
 import signal
 
-from tests.e2e.slice import report, wait_email
+from tests.e2e.slice import operator_headers, report, wait_email
 from tests.support import eventually
 
 
 async def notifications(http, stack, case_id: str) -> list[dict]:
-    """The case's emails (its SMS alerts fail at once as channel-unsupported until issue 5)."""
-    notes = (await http.get(f"{stack.url('notify')}/notifications", params={"case_id": case_id})).json()
+    """The case's emails (its SMS go to the local gateway)."""
+    notes = (await http.get(f"{stack.url('notify')}/notifications", params={"case_id": case_id},
+                            headers=operator_headers(stack))).json()["items"]
     return [n for n in notes if n["channel"] == "email"]
 
 

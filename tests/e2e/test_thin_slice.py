@@ -37,11 +37,19 @@ async def test_report_becomes_agency_email_and_reported_count(http, stack):
     assert sorted((r["agency_unit_name"], tuple(r["rule_ids"])) for r in referrals) == [
         ("Commune Police of Phường Hoàn Kiếm, Thành phố Hà Nội", ("police-commune",)),
         ("People's Committee of Phường Hoàn Kiếm, Thành phố Hà Nội", ("peoples-committee",))]
-    # One trace from the HTTP request, through both Kafka hops, to the SMTP send.
-    notes = (await http.get(f"{stack.url('notify')}/notifications", params={"case_id": case["id"]})).json()
-    assert sorted((n["channel"], n["status"], n["trace_id"]) for n in notes) == (
-        [("email", "delivered", case["trace_id"])] * 2 + [("sms", "technical-failure", case["trace_id"])] * 2)
-    assert {n["provider_code"] for n in notes if n["channel"] == "sms"} == {"channel-unsupported"}  # until issue 5
+    # One trace from the HTTP request, through both Kafka hops, to the SMTP send and the SMS gateway; each SMS
+    # is delivered when the gateway's receipt comes back.
+    async def all_delivered():
+        notes = (await http.get(f"{stack.url('notify')}/notifications", params={"case_id": case["id"]},
+                                headers=operator_headers(stack))).json()["items"]
+        return notes if len(notes) == 4 and all(n["status"] == "delivered" for n in notes) else None
+
+    notes = await eventually(all_delivered, 30)
+    assert sorted((n["channel"], n["trace_id"]) for n in notes) == (
+        [("email", case["trace_id"])] * 2 + [("sms", case["trace_id"])] * 2)
+    sms = [n for n in notes if n["channel"] == "sms"]
+    assert {n["provider"] for n in sms} == {"local-generic"} and all(n["provider_ref"] for n in sms)
+    assert {(n["encoding"], n["language"]) for n in sms} == {("ucs2", "vi")} and all(n["segments"] for n in sms)
 
     # The case follows its referrals: intake moved it from open to referred.
     async def case_referred():

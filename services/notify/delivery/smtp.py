@@ -1,9 +1,14 @@
-"""Email through SMTP, and the map from SMTP reply codes to delivery outcomes."""
+"""Email through SMTP, and the map from SMTP reply codes to delivery outcomes.
+
+Our relay's 250 counts as delivered: plain SMTP gives no later receipt to wait for.
+"""
 from email.message import EmailMessage
+from email.utils import make_msgid
 
 import aiosmtplib
 
-from services.notify.delivery.outcome import SendOutcome, Verdict
+from services.notify.delivery.outcome import Receipt, SendOutcome, Verdict
+from services.notify.delivery.providers import OutgoingMessage
 from services.notify.settings import NotifySettings
 
 
@@ -16,12 +21,29 @@ def outcome_for_smtp_code(code: int) -> SendOutcome:
     return SendOutcome(Verdict.permanent, str(code))
 
 
+def email_message(sender: str, out: OutgoingMessage) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = out.recipient
+    msg["Subject"] = out.subject
+    # The notification id in the Message-ID: a copy sent twice is one message to the reader's client.
+    msg["Message-ID"] = make_msgid(idstring=out.notification_id, domain="hotline111.example")
+    for name, value in out.headers.items():
+        msg[name] = value
+    msg.set_content(out.body)
+    return msg
+
+
 class SmtpProvider:
+    name = "smtp"
+    channel = "email"
+
     def __init__(self, settings: NotifySettings):
         self._s = settings
 
-    async def send(self, message: EmailMessage) -> SendOutcome:
+    async def send(self, out: OutgoingMessage) -> SendOutcome:
         s = self._s
+        message = email_message(s.notify_email_from, out)
         try:
             errors, response = await aiosmtplib.send(
                 message,
@@ -41,3 +63,9 @@ class SmtpProvider:
         if errors:  # some recipients refused; we send one recipient per message
             return outcome_for_smtp_code(min(code for code, _ in errors.values()))
         return SendOutcome(Verdict.delivered, "250", provider_ref=response[:200])
+
+    async def lookup(self, provider_ref: str | None, reference: str) -> Receipt | None:
+        return None  # SMTP cannot be asked what became of a message
+
+    async def aclose(self) -> None:
+        return None

@@ -1,46 +1,66 @@
-"""Sends queued notifications and records their delivery status.
+"""Sends what is due, emergencies first, and records every answer.
 
-Claims rows with a lease (FOR UPDATE SKIP LOCKED), so several replicas share the work and a send
-lost with a crashed worker is tried again when its lease ends.
+No double sends: a claim marks a message "sending" with a lease and commits before any provider is
+called; the provider's answer (and its message id) is recorded after. A lease that ran out means the
+worker died mid-send: reconcile.py asks the provider what became of it instead of sending it again.
+Several replicas share the work through FOR UPDATE SKIP LOCKED.
 """
 import asyncio
+import random
+import time
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from opentelemetry.trace import SpanKind
-from sqlalchemy import text, update
+from prometheus_client import Counter, Histogram
+from sqlalchemy import text
 
 from runtime.db import asyncpg_dsn
 from runtime.logging import get_logger
 from runtime.service import ServiceRuntime
 from runtime.tracing import context_from, tracer
-from schemas.events.notifications import DeliveryStatus, NotificationStatusChanged
+from schemas.events.notifications import DeliveryStatus as D
 from services.notify.delivery.outcome import SendOutcome, Verdict
-from services.notify.delivery.smtp import SmtpProvider
-from services.notify.delivery.states import TERMINAL
-from services.notify.models import SCHEMA, notifications
+from services.notify.delivery.providers import OutgoingMessage
+from services.notify.delivery.registry import Senders, Wait
+from services.notify.models import SCHEMA
 from services.notify.notifications.handlers import DISPATCH_CHANNEL
-from services.notify.notifications.templates import email_message
+from services.notify.notifications.status import emit_status, record_status
 from services.notify.settings import NotifySettings
 
 log = get_logger(__name__)
+ATTEMPTS = Counter("notify_send_attempts_total", "Provider calls by channel, provider and verdict",
+                   ["channel", "provider", "verdict"])
+SEND_SECONDS = Histogram("notify_send_seconds", "Provider call time", ["channel", "provider"])
 
+# Due messages, emergencies first; a claimed one is leased to this worker until its answer is recorded.
 _CLAIM = text(f"""
 UPDATE {SCHEMA}.notifications n
    SET status = 'sending', attempts = n.attempts + 1, updated_at = now(),
-       next_attempt_at = now() + make_interval(secs => :lease)
+       leased_until = now() + make_interval(secs => :lease)
  WHERE n.id IN (SELECT id FROM {SCHEMA}.notifications
-                 WHERE status IN ('created', 'sending') AND next_attempt_at <= now()
-                 ORDER BY next_attempt_at LIMIT :n FOR UPDATE SKIP LOCKED)
-RETURNING n.id, n.referral_id, n.case_id, n.channel, n.recipient, n.subject, n.body, n.attempts, n.trace
+                 WHERE status IN ('created', 'sending') AND leased_until IS NULL AND next_attempt_at <= now()
+                 ORDER BY priority, next_attempt_at LIMIT :n FOR UPDATE SKIP LOCKED)
+RETURNING n.id, n.referral_id, n.case_id, n.channel, n.recipient, n.subject, n.body, n.attempts, n.trace,
+          n.priority, n.retry_until, n.webhook_endpoint_id, n.created_at
 """)
+# A message that a rate limit holds back goes back unattempted.
+_DEFER = text(f"""
+UPDATE {SCHEMA}.notifications SET attempts = attempts - 1, leased_until = NULL,
+       next_attempt_at = now() + make_interval(secs => :wait)
+ WHERE id = :id AND leased_until IS NOT NULL
+""")
+# Before the call: which provider takes it, so a crash leaves a message reconcile can ask about.
+_PROVIDER = text(f"UPDATE {SCHEMA}.notifications SET provider = :provider WHERE id = :id")
 
 
 class Dispatcher:
-    def __init__(self, runtime: ServiceRuntime, settings: NotifySettings):
+    def __init__(self, runtime: ServiceRuntime, settings: NotifySettings, senders: Senders,
+                 rng: random.Random | None = None):
         self._runtime = runtime
         self._s = settings
-        self._provider = SmtpProvider(settings)
+        self._senders = senders
+        self._rng = rng or random.Random()
         self._wake = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -55,69 +75,97 @@ class Dispatcher:
             except Exception as exc:  # noqa: BLE001 - database trouble: back off and reconnect
                 log.warning("dispatcher_error", error=type(exc).__name__)
                 await asyncio.sleep(1.0)
+        await self._senders.aclose()
 
     async def _loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self._wake.clear()
-            claimed = await self._claim()
+            claimed = await self.claim()
             if claimed:
                 # In-flight sends finish even when stopping: their outcome is recorded before exit.
-                await asyncio.gather(*(self._deliver(row) for row in claimed))
+                await asyncio.gather(*(self.deliver(row) for row in claimed))
             if len(claimed) < self._s.notify_batch_size:
                 try:
-                    await asyncio.wait_for(self._wake.wait(), 1.0)
+                    await asyncio.wait_for(self._wake.wait(), self._s.notify_poll_s)
                 except TimeoutError:
                     pass
 
-    async def _claim(self) -> list:
+    async def claim(self) -> list:
         async with self._runtime.uow() as uow:
             rows = (await uow.session.execute(
                 _CLAIM, {"lease": self._s.notify_claim_lease_s, "n": self._s.notify_batch_size}
             )).mappings().all()
+            now = datetime.now(UTC)
+            for row in rows:
+                if row["attempts"] == 1:  # created → sending; a retry stays "sending" and says nothing new
+                    emit_status(uow, row, D.sending, now)
             await uow.commit()
             return list(rows)
 
-    async def _deliver(self, row) -> None:
-        carrier = row["trace"] or {}
+    async def deliver(self, row) -> None:
+        picked = self._senders.pick(row["channel"], row["recipient"], time.monotonic())
+        if isinstance(picked, Wait):
+            await self._defer(row, picked.seconds)
+            return
+        provider = picked
+        await self._execute(_PROVIDER, {"provider": provider.name, "id": row["id"]})
+        out = OutgoingMessage(
+            notification_id=str(row["id"]), recipient=row["recipient"], body=row["body"], subject=row["subject"],
+            headers={"X-Hotline-Referral-Id": str(row["referral_id"]), "X-Hotline-Notification-Id": str(row["id"])},
+            webhook_endpoint_id=row["webhook_endpoint_id"],
+        )
         with tracer().start_as_current_span(
-            "send email", context=context_from(carrier), kind=SpanKind.CLIENT,
-            attributes={"notification.id": str(row["id"]), "notification.attempt": row["attempts"]},
+            f"send {row['channel']}", context=context_from(row["trace"] or {}), kind=SpanKind.CLIENT,
+            attributes={"notification.id": str(row["id"]), "notification.attempt": row["attempts"],
+                        "notification.provider": provider.name, "notification.priority": row["priority"]},
         ):
-            message = email_message(
-                self._s.notify_email_from, row["recipient"], row["subject"], row["body"],
-                {"X-Hotline-Referral-Id": str(row["referral_id"]), "X-Hotline-Notification-Id": str(row["id"])},
-            )
-            outcome = await self._provider.send(message)
-            await self._record(row, outcome)
+            started = time.perf_counter()
+            try:
+                outcome = await provider.send(out)
+            except Exception as exc:  # noqa: BLE001 - a provider bug must not kill the worker; retried
+                log.exception("provider_send_crashed", provider=provider.name)
+                outcome = SendOutcome(Verdict.retry, f"crash:{type(exc).__name__}")
+            SEND_SECONDS.labels(row["channel"], provider.name).observe(time.perf_counter() - started)
+            ATTEMPTS.labels(row["channel"], provider.name, outcome.verdict).inc()
+            self._senders.record(provider, outcome, time.monotonic())
+            # Inside the span: the status event, and what referral does on it, stay in the report's trace.
+            await self._record(row, provider.name, outcome)
 
-    async def _record(self, row, outcome: SendOutcome) -> None:
+    async def _record(self, row, provider: str, outcome: SendOutcome) -> None:
         now = datetime.now(UTC)
-        values: dict = {"provider_code": outcome.code, "updated_at": now}
+        values: dict = {"provider_code": outcome.code, "provider": provider, "leased_until": None}
+        if outcome.provider_ref:
+            values["provider_ref"] = outcome.provider_ref[:200]
+        status: D | None
         if outcome.verdict is Verdict.delivered:
-            values |= {"status": DeliveryStatus.delivered, "sent_at": now, "provider_ref": outcome.provider_ref}
+            status = D.delivered
+            values |= {"sent_at": now, "delivered_at": now}
+        elif outcome.verdict is Verdict.accepted:
+            status = D.sent
+            values["sent_at"] = now
         elif outcome.verdict is Verdict.permanent:
-            values["status"] = DeliveryStatus.permanent_failure
-        elif row["attempts"] >= self._s.notify_max_attempts:
-            values["status"] = DeliveryStatus(outcome.exhausts_to)
+            status = D.permanent_failure
         else:
-            values["next_attempt_at"] = now + timedelta(seconds=self._s.notify_retry_base_s * 2 ** (row["attempts"] - 1))
-        async with self._runtime.uow() as uow:
-            changed = await uow.session.scalar(
-                update(notifications)
-                .where(notifications.c.id == row["id"], notifications.c.status == DeliveryStatus.sending)
-                .values(**values)
-                .returning(notifications.c.id)
-            )
-            status = values.get("status")
-            if changed is not None and status in TERMINAL:
-                uow.emit(
-                    NotificationStatusChanged(
-                        notification_id=row["id"], referral_id=row["referral_id"], case_id=row["case_id"],
-                        channel=row["channel"], status=status, occurred_at=now, attempts=row["attempts"],
-                        recipient=row["recipient"],
-                    ),
-                    key=str(row["case_id"]),
-                )
-            await uow.commit()
+            wait = self.backoff(row["attempts"])
+            if row["attempts"] >= self._s.notify_max_attempts or (
+                    row["retry_until"] is not None and now + timedelta(seconds=wait) > row["retry_until"]):
+                status = D(outcome.exhausts_to)
+            else:
+                status = None  # stays "sending", unleased, until its next attempt
+                values["next_attempt_at"] = now + timedelta(seconds=wait)
+        await record_status(self._runtime, row["id"], status, values, answer=True)
         log.info("notification_attempt", notification_id=str(row["id"]), attempt=row["attempts"],
-                 verdict=outcome.verdict, code=outcome.code, status=str(values.get("status", "sending")))
+                 provider=provider, verdict=outcome.verdict, code=outcome.code, status=str(status or "sending"))
+
+    def backoff(self, attempts: int) -> float:
+        """Exponential backoff with jitter (half to all of the step): messages that failed together spread out."""
+        ceiling = min(self._s.notify_retry_max_s, self._s.notify_retry_base_s * 2 ** max(attempts - 1, 0))
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+    async def _defer(self, row, seconds: float) -> None:
+        await self._execute(_DEFER, {"id": row["id"], "wait": seconds})
+
+    async def _execute(self, statement, params: dict) -> None:
+        async with self._runtime.uow() as uow:
+            await uow.session.execute(statement, params)
+            await uow.commit()

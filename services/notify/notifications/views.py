@@ -1,63 +1,85 @@
+"""Hotline staff see every alert and its delivery; a failed one can be sent again."""
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import select
 
-from runtime.problems import NotFound
+from runtime.auth import Principal, Role, require
 from runtime.service import get_uow
-from runtime.tracing import trace_id_of
 from runtime.uow import UnitOfWork
-from services.notify.models import notifications
+from schemas.events.notifications import DeliveryStatus
+from services.notify.notifications import service
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
-n = notifications.c
+STAFF = require(Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN)
 
 
 class NotificationOut(BaseModel):
     id: UUID
     referral_id: UUID
     case_id: UUID
+    kind: str
     channel: str
     recipient: str
-    status: str
+    language: str
+    status: DeliveryStatus
+    priority: int
     attempts: int
+    provider: str | None
     provider_code: str | None
+    provider_ref: str | None
+    template_version: int | None
+    segments: int | None
+    encoding: str | None
+    resend_of: UUID | None
     created_at: datetime
     sent_at: datetime | None
+    delivered_at: datetime | None
+    updated_at: datetime
     trace_id: str | None
 
 
-_COLS = (n.id, n.referral_id, n.case_id, n.channel, n.recipient, n.status, n.attempts, n.provider_code,
-         n.created_at, n.sent_at, n.trace)
+class NotificationPage(BaseModel):
+    items: list[NotificationOut]
+    next_cursor: str | None
 
 
-def _out(row) -> NotificationOut:
-    data = dict(row)
-    return NotificationOut(**data, trace_id=trace_id_of(data.pop("trace")))
+class NotificationDetail(NotificationOut):
+    subject: str
+    body: str  # the rendered text: reference, urgency, place, deadline, link; never personal data
 
 
-@router.get("", response_model=list[NotificationOut])
+@router.get("", response_model=NotificationPage, dependencies=[Depends(STAFF)])
 async def list_notifications(
     uow: Uow,
     case_id: Annotated[UUID | None, Query()] = None,
     referral_id: Annotated[UUID | None, Query()] = None,
+    status: Annotated[list[DeliveryStatus] | None, Query()] = None,
+    channel: Annotated[str | None, Query(pattern="^(email|sms|webhook)$")] = None,
+    created_from: Annotated[datetime | None, Query(alias="from")] = None,
+    created_to: Annotated[datetime | None, Query(alias="to")] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[NotificationOut]:
-    query = select(*_COLS).order_by(n.created_at.desc()).limit(limit)
-    if case_id is not None:
-        query = query.where(n.case_id == case_id)
-    if referral_id is not None:
-        query = query.where(n.referral_id == referral_id)
-    return [_out(r) for r in (await uow.session.execute(query)).mappings()]
+) -> NotificationPage:
+    """Newest first. `status` may repeat (e.g. every failure); `from`/`to` bound the creation time."""
+    items, next_cursor = await service.page(
+        uow, NotificationOut, case_id=case_id, referral_id=referral_id, status=status, channel=channel,
+        created_from=created_from, created_to=created_to, cursor=cursor, limit=limit)
+    return NotificationPage(items=items, next_cursor=next_cursor)
 
 
-@router.get("/{notification_id}", response_model=NotificationOut)
-async def get_notification(notification_id: UUID, uow: Uow) -> NotificationOut:
-    row = (await uow.session.execute(select(*_COLS).where(n.id == notification_id))).mappings().first()
-    if row is None:
-        raise NotFound(f"no notification {notification_id}")
-    return _out(row)
+@router.get("/{notification_id}", response_model=NotificationDetail, dependencies=[Depends(STAFF)])
+async def get_notification(notification_id: UUID, uow: Uow) -> NotificationDetail:
+    return await service.one(uow, NotificationDetail, notification_id)
+
+
+@router.post("/{notification_id}/resend", response_model=NotificationDetail, status_code=201)
+async def resend(notification_id: UUID, uow: Uow,
+                 principal: Annotated[Principal, Depends(STAFF)]) -> NotificationDetail:
+    """A failed alert, sent again to the same recipient as a new notification (`resend_of`). Only a message
+    that failed for good; one resend at a time (409 while the last is still on its way)."""
+    new_id = await service.resend(uow, notification_id, principal.subject)
+    return await service.one(uow, NotificationDetail, new_id)

@@ -9,7 +9,6 @@ Revises: 0001
 """
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
 revision = '0002'
 down_revision = '0001'
@@ -17,26 +16,29 @@ branch_labels = None
 depends_on = None
 
 SCHEMA = 'notify'
-NEW_COLUMNS = (
-    sa.Column('source_id', sa.UUID(), nullable=True),
-    sa.Column('kind', sa.String(length=40), server_default='referral.created', nullable=False),
-    sa.Column('language', sa.String(length=5), server_default='vi', nullable=False),
-    sa.Column('template_id', sa.UUID(), nullable=True),
-    sa.Column('template_version', sa.Integer(), nullable=True),
-    sa.Column('priority', sa.SmallInteger(), server_default='2', nullable=False),
-    sa.Column('segments', sa.SmallInteger(), nullable=True),
-    sa.Column('encoding', sa.String(length=8), nullable=True),
-    sa.Column('provider', sa.String(length=40), nullable=True),
-    sa.Column('webhook_endpoint_id', sa.UUID(), nullable=True),
-    sa.Column('retry_until', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('resend_of', sa.UUID(), nullable=True),
-)
+
+
+def _new_columns() -> tuple[sa.Column, ...]:
+    return (
+        sa.Column('source_id', sa.UUID(), nullable=True),
+        sa.Column('kind', sa.String(length=40), server_default='referral.created', nullable=False),
+        sa.Column('language', sa.String(length=5), server_default='vi', nullable=False),
+        sa.Column('template_id', sa.UUID(), nullable=True),
+        sa.Column('template_version', sa.Integer(), nullable=True),
+        sa.Column('priority', sa.SmallInteger(), server_default='2', nullable=False),
+        sa.Column('segments', sa.SmallInteger(), nullable=True),
+        sa.Column('encoding', sa.String(length=8), nullable=True),
+        sa.Column('provider', sa.String(length=40), nullable=True),
+        sa.Column('webhook_endpoint_id', sa.UUID(), nullable=True),
+        sa.Column('retry_until', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('resend_of', sa.UUID(), nullable=True),
+    )
 
 
 def upgrade() -> None:
-    for column in NEW_COLUMNS:
-        op.add_column('notifications', column.copy(), schema=SCHEMA)
+    for column in _new_columns():
+        op.add_column('notifications', column, schema=SCHEMA)
     op.drop_constraint('uq_notification_target', 'notifications', schema=SCHEMA, type_='unique')
     op.create_unique_constraint('uq_notification_source_target', 'notifications',
                                 ['source_id', 'channel', 'recipient'], schema=SCHEMA)
@@ -97,5 +99,5 @@ def downgrade() -> None:
     op.drop_constraint('uq_notification_source_target', 'notifications', schema=SCHEMA, type_='unique')
     op.create_unique_constraint('uq_notification_target', 'notifications', ['referral_id', 'channel', 'recipient'],
                                 schema=SCHEMA)
-    for column in reversed(NEW_COLUMNS):
+    for column in reversed(_new_columns()):
         op.drop_column('notifications', column.name, schema=SCHEMA)

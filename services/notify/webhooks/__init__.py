@@ -1,0 +1,1 @@
+"""Webhook endpoints of agency units: managed by administrators, used by the webhook sender."""
