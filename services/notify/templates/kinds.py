@@ -144,9 +144,7 @@ def context_for(kind: str, payload: Payload, language: str | None = None,
 
 # ---- samples: what previews show and what validation renders every template with ------------------------
 
-_ACK_TOKEN = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI1YTBjMmI4ZS02ZjFkLTRjM2EtOWI3ZS0yZDRmNmE4YzBlMTIiLCJh"
-              "dWQiOiJob3RsaW5lMTExLXJlZmVycmFsLWFjayIsImV4cCI6MTc3Mjc4MjIwMH0.U0FNUExFLW5vdC1hLXJlYWwtc2lnbmF0dXJl"
-              "LTAwMDA")  # as long as a real link's token, and no valid one
+_ACK_TOKEN = "AVoMK45vHUw6m34tT2qMDhJpreHAAQ_tdiJjzQXRkzKY5NovEA"  # as long as a real one (50), and no valid one
 _DEADLINE = datetime(2026, 3, 5, 7, 30, tzinfo=UTC)
 
 
