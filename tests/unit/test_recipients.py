@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 from hypothesis.provisional import urls
 
 from services.notify.recipients import (
+    FICTITIOUS_SMS,
     InvalidRecipient,
     normalise,
     normalise_email,
@@ -257,3 +258,14 @@ def test_an_error_never_quotes_the_value(channel, data):
     except InvalidRecipient as exc:
         if len(value.strip()) >= 8:
             assert value.strip() not in exc.message
+
+
+def test_the_seed_directorys_placeholder_numbers_pass_only_where_allowed():
+    """Development stacks send the directory's placeholders (+8400000xxxxx) to their local gateway;
+    anywhere else they are invalid numbers, so a placeholder never reaches a real provider."""
+    assert FICTITIOUS_SMS.fullmatch("+840000090001")
+    assert normalise("sms", "+840000090001", allow_fictitious=True) == "+840000090001"
+    with pytest.raises(InvalidRecipient):
+        normalise("sms", "+840000090001")
+    with pytest.raises(InvalidRecipient):  # only that exact range
+        normalise("sms", "+8400000900011", allow_fictitious=True)
