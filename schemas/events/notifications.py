@@ -5,7 +5,14 @@ from uuid import UUID
 from pydantic import AwareDatetime, Field
 
 from schemas.events.common import EventPayload
-from schemas.events.referrals import ContactChannel
+
+
+class NotificationChannel(StrEnum):
+    """How an alert is sent: to one of the unit's contacts (email, sms), or to its system (webhook)."""
+
+    email = "email"
+    sms = "sms"
+    webhook = "webhook"  # v1.1
 
 
 class DeliveryStatus(StrEnum):
@@ -26,7 +33,7 @@ class NotificationStatusChanged(EventPayload):
     notification_id: UUID = Field(description="The notification (one alert to one contact).")
     referral_id: UUID = Field(description="The referral the alert is for.")
     case_id: UUID = Field(description="The case; also the Kafka key of the event.")
-    channel: ContactChannel = Field(description="How the alert is sent.")
+    channel: NotificationChannel = Field(description="How the alert is sent (webhook: v1.1).")
     status: DeliveryStatus = Field(description="The new delivery status.")
     occurred_at: AwareDatetime = Field(description="When the status changed.")
     attempts: int = Field(ge=0, description="Delivery attempts made so far.")

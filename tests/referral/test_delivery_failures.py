@@ -191,3 +191,24 @@ async def test_one_delivered_alert_means_the_unit_was_told(db, referrer):
     await tell(db, referrer, referral, email, DeliveryStatus.sending, 3)
     await tell(db, referrer, referral, sms, DeliveryStatus.permanent_failure, 4, channel="sms")
     assert (await state(db, referral["id"]))["due_step"] == "remind"
+
+
+async def test_a_webhook_tells_the_unit_but_its_failure_is_no_contact_to_fall_back_from(db, referrer):
+    _case, referral = await a_referral(db, referrer, "24", "police-province-24")
+    sms_to, email_to = (c["address"] for c in referral["alerted"])
+    hook, email, sms = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    url = "https://police-24.example/hooks/111"
+    for n, channel, to in ((hook, "webhook", url), (email, "email", email_to), (sms, "sms", sms_to)):
+        await tell(db, referrer, referral, n, DeliveryStatus.created, 0, channel=channel, recipient=to)
+    await tell(db, referrer, referral, hook, DeliveryStatus.permanent_failure, 1, channel="webhook", recipient=url)
+    await tell(db, referrer, referral, email, DeliveryStatus.permanent_failure, 2, recipient=email_to)
+    await tell(db, referrer, referral, sms, DeliveryStatus.technical_failure, 3, channel="sms", recipient=sms_to)
+    now = await state(db, referral["id"])
+    assert now["due_step"] == "escalate"  # every contact failed: the webhook's own failure changed nothing
+    assert await events(db, referral["id"], FALLBACK) == []
+
+    _case, other = await a_referral(db, referrer, "24", "police-province-24")
+    hook = uuid.uuid4()
+    await tell(db, referrer, other, hook, DeliveryStatus.created, 0, channel="webhook", recipient=url)
+    await tell(db, referrer, other, hook, DeliveryStatus.delivered, 1, channel="webhook", recipient=url)
+    assert (await state(db, other["id"]))["status"] == "notified"  # the unit's system has it

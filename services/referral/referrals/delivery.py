@@ -12,7 +12,7 @@ from runtime.logging import get_logger
 from runtime.uow import UnitOfWork
 from schemas.events.notifications import DeliveryStatus as D
 from schemas.events.notifications import NotificationStatusChanged
-from schemas.events.referrals import AgencyContact, ReferralContactFallback
+from schemas.events.referrals import AgencyContact, ContactChannel, ReferralContactFallback
 from schemas.events.referrals import ReferralStatus as S
 from services.referral.deadlines.scanner import ESCALATE
 from services.referral.models import referral_deliveries as deliveries
@@ -23,6 +23,9 @@ from services.referral.referrals.service import mark_notified
 log = get_logger(__name__)
 FAILED = {D.permanent_failure, D.temporary_failure, D.technical_failure}  # notify retries before these
 TERMINAL = FAILED | {D.delivered}
+# A webhook reaches the unit's system: delivered, the unit was told; failed, its contacts' alerts still
+# decide (a webhook is no contact to fall back from, nor one whose failure means nobody was told).
+CONTACT_CHANNELS = frozenset(c.value for c in ContactChannel)
 
 
 def on_notification(referrer: Referrer):
@@ -34,7 +37,7 @@ def on_notification(referrer: Referrer):
         if sent.status is D.delivered:
             if await mark_notified(uow, sent.referral_id, sent.occurred_at):
                 log.info("referral_notified", referral_id=str(sent.referral_id), channel=sent.channel)
-        elif sent.status in FAILED:
+        elif sent.status in FAILED and sent.channel in CONTACT_CHANNELS:
             await _failed(uow, referrer, sent)
 
     return handle
@@ -93,7 +96,8 @@ async def _all_failed(uow: UnitOfWork, row) -> bool:
     fallback notify has not reported yet may still get through. Without `alerted` (referrals made before
     v1.1) or recipients (notify before v1.1), every alert notify has reported stands for all of them."""
     known = (await uow.session.execute(select(deliveries.c.channel, deliveries.c.recipient, deliveries.c.status)
-                                       .where(deliveries.c.referral_id == row["id"]))).all()
+                                       .where(deliveries.c.referral_id == row["id"],
+                                              deliveries.c.channel.in_(CONTACT_CHANNELS)))).all()
     if any(status not in FAILED for _channel, _recipient, status in known):
         return False
     if row["alerted"] is None or any(recipient is None for _channel, recipient, _status in known):
