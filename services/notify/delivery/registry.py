@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from services.notify.delivery.failover import ProviderPool, ProviderSpec, provider_failed
+from services.notify.delivery.failover import HealthPolicy, ProviderPool, ProviderSpec, provider_failed
 from services.notify.delivery.outcome import Receipt, SendOutcome, Verdict
 from services.notify.delivery.providers import Provider, ReceiptParser
 from services.notify.delivery.ratelimit import Rate, RateLimits
@@ -25,21 +25,23 @@ class Wait:
 
 class Senders:
     def __init__(self, settings: NotifySettings, *, email: Provider | None, sms: list[Provider],
-                 webhook: Provider | None, rng: random.Random | None = None):
+                 webhook: Provider | None, rng: random.Random | None = None, health: HealthPolicy | None = None):
         self._s = settings
         self._email, self._webhook = email, webhook
         self._sms = {p.name: p for p in sms}
         self._pool = ProviderPool([ProviderSpec(p.name, getattr(p, "priority", 1), getattr(p, "weight", 1))
-                                   for p in sms], rng=rng)
+                                   for p in sms], health, rng=rng)
         self._limits = RateLimits(
             {p.name: Rate(settings.notify_provider_rate_per_s, settings.notify_provider_burst) for p in sms},
             Rate(settings.notify_recipient_rate_per_s, settings.notify_recipient_burst))
         self._simulators = {c: SimulatedProvider(c) for c in ("email", "sms", "webhook")}
 
     @classmethod
-    def from_settings(cls, settings: NotifySettings, secrets: SecretSource) -> Senders:
+    def from_settings(cls, settings: NotifySettings, secrets: SecretSource, *,
+                      health: HealthPolicy | None = None) -> Senders:
+        """`health`: the SMS failover policy (failover.py's defaults when None)."""
         return cls(settings, email=SmtpProvider(settings), sms=build_sms_providers(settings),
-                   webhook=WebhookProvider(secrets, timeout_s=settings.notify_webhook_timeout_s))
+                   webhook=WebhookProvider(secrets, timeout_s=settings.notify_webhook_timeout_s), health=health)
 
     def supports(self, channel: str, recipient: str) -> bool:
         """Whether anything can send to `recipient` on `channel`."""

@@ -20,18 +20,21 @@ from runtime.logging import get_logger
 from runtime.service import ServiceRuntime
 from runtime.tracing import context_from, tracer
 from schemas.events.notifications import DeliveryStatus as D
-from services.notify.delivery.outcome import SendOutcome, Verdict
+from services.notify.delivery.outcome import NEVER_RECEIVED, SendOutcome, Verdict
 from services.notify.delivery.providers import OutgoingMessage
 from services.notify.delivery.registry import Senders, Wait
+from services.notify.delivery.webhook import is_gone
 from services.notify.models import SCHEMA
 from services.notify.notifications.handlers import DISPATCH_CHANNEL
-from services.notify.notifications.status import emit_status, record_status
+from services.notify.notifications.status import emit_status, move, record_status
 from services.notify.settings import NotifySettings
+from services.notify.webhooks.service import deactivate
 
 log = get_logger(__name__)
 ATTEMPTS = Counter("notify_send_attempts_total", "Provider calls by channel, provider and verdict",
                    ["channel", "provider", "verdict"])
 SEND_SECONDS = Histogram("notify_send_seconds", "Provider call time", ["channel", "provider"])
+TIMEOUT = "timeout"  # the code of a send whose provider did not answer in time (delivery/sms/common.py)
 
 # Due messages, emergencies first; a claimed one is leased to this worker until its answer is recorded.
 _CLAIM = text(f"""
@@ -42,7 +45,7 @@ UPDATE {SCHEMA}.notifications n
                  WHERE status IN ('created', 'sending') AND leased_until IS NULL AND next_attempt_at <= now()
                  ORDER BY priority, next_attempt_at LIMIT :n FOR UPDATE SKIP LOCKED)
 RETURNING n.id, n.referral_id, n.case_id, n.channel, n.recipient, n.subject, n.body, n.attempts, n.trace,
-          n.priority, n.retry_until, n.webhook_endpoint_id, n.created_at
+          n.priority, n.retry_until, n.webhook_endpoint_id, n.created_at, n.provider, n.provider_code, n.provider_ref
 """)
 # A message that a rate limit holds back goes back unattempted.
 _DEFER = text(f"""
@@ -103,6 +106,8 @@ class Dispatcher:
             return list(rows)
 
     async def deliver(self, row) -> None:
+        if await self._taken_after_timeout(row):
+            return
         picked = self._senders.pick(row["channel"], row["recipient"], time.monotonic())
         if isinstance(picked, Wait):
             await self._defer(row, picked.seconds)
@@ -153,9 +158,31 @@ class Dispatcher:
             else:
                 status = None  # stays "sending", unleased, until its next attempt
                 values["next_attempt_at"] = now + timedelta(seconds=wait)
-        await record_status(self._runtime, row["id"], status, values, answer=True)
+        async with self._runtime.uow() as uow:
+            await move(uow, row["id"], status, values, answer=True)
+            if row["channel"] == "webhook" and row["webhook_endpoint_id"] and is_gone(outcome):
+                # 410 Gone: the endpoint is deactivated with the outcome, so nothing more is queued for it.
+                await deactivate(uow.session, row["webhook_endpoint_id"])
+            await uow.commit()
         log.info("notification_attempt", notification_id=str(row["id"]), attempt=row["attempts"],
                  provider=provider, verdict=outcome.verdict, code=outcome.code, status=str(status or "sending"))
+
+    async def _taken_after_timeout(self, row) -> bool:
+        """A send that timed out may have been taken all the same (a slow gateway answers after we gave up):
+        the provider is asked, by our reference, before the message is sent again. True when it had it."""
+        if row["provider_code"] != TIMEOUT or not row["provider"]:
+            return False
+        provider = self._senders.by_name(row["provider"])
+        receipt = await provider.lookup(row["provider_ref"], str(row["id"])) if provider else None
+        if receipt is None or receipt is NEVER_RECEIVED:
+            return False  # never got it, or cannot tell: sent again (a webhook receiver deduplicates)
+        now = datetime.now(UTC)
+        values = {"provider_code": receipt.code, "provider_ref": receipt.provider_ref, "leased_until": None,
+                  "sent_at": now} | ({"delivered_at": now} if receipt.status is D.delivered else {})
+        await record_status(self._runtime, row["id"], receipt.status, values, answer=True)
+        log.info("timed_out_send_was_taken", notification_id=str(row["id"]), provider=row["provider"],
+                 status=receipt.status)
+        return True
 
     def backoff(self, attempts: int) -> float:
         """Exponential backoff with jitter (half to all of the step): messages that failed together spread out."""

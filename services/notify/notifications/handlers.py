@@ -76,6 +76,8 @@ def referral_handlers(senders: Senders, book: TemplateBook, *, allow_fictitious:
             if first is None:
                 log.warning("fallback_without_first_alert", referral_id=str(payload.referral_id))
                 return
+            if await _has_alerted(uow, payload.referral_id, payload.contact.channel, payload.contact.address):
+                return  # that contact has the alert already, whichever event asked for it
             # The first alert again, for the next contact's channel: same kind, language and words.
             kind, language, kept = first["kind"], first["language"], first["context"]
         else:
@@ -158,6 +160,13 @@ async def _first_alert(uow: UnitOfWork, referral_id: uuid.UUID) -> dict | None:
                notifications.c.context.is_not(None))
         .order_by(notifications.c.created_at, notifications.c.id).limit(1))).mappings().first()
     return dict(row) if row else None
+
+
+async def _has_alerted(uow: UnitOfWork, referral_id: uuid.UUID, channel: str, address: str) -> bool:
+    n = notifications.c
+    return await uow.session.scalar(select(n.id).where(
+        n.referral_id == referral_id, n.channel == channel, n.recipient == address, n.kind.in_(FIRST_KINDS)
+    ).limit(1)) is not None
 
 
 async def _targets(uow: UnitOfWork, payload: ReferralEvent) -> list[Target]:

@@ -14,7 +14,7 @@ acceptance and our record of it, is failed and may reach its recipient anyway.
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from runtime.logging import get_logger
 from runtime.service import ServiceRuntime
@@ -71,8 +71,10 @@ class Reconciler:
         if receipt is NEVER_RECEIVED and stale_lease:
             await self._requeue(uow, row, now, "the provider never received it")
         elif receipt is not None and receipt is not NEVER_RECEIVED:
-            await move(uow, row["id"], receipt.status, {"provider_code": receipt.code, "leased_until": None,
-                                                        "provider_ref": receipt.provider_ref}, answer=True)
+            values = {"provider_code": receipt.code, "leased_until": None, "provider_ref": receipt.provider_ref}
+            if receipt.status is D.delivered:  # as a delivery receipt records it (receipts.py); kept if known
+                values["delivered_at"] = func.coalesce(n.delivered_at, now)
+            await move(uow, row["id"], receipt.status, values, answer=True)
             log.info("reconciled_by_lookup", notification_id=str(row["id"]), status=receipt.status)
         elif stale_lease and row["channel"] == "webhook":
             await self._requeue(uow, row, now, "webhook receivers deduplicate by webhook-id")

@@ -84,10 +84,15 @@ def local_time(when: datetime | str | None, lang: str) -> str:
     return f"{when.astimezone(LOCAL_TZ):%H:%M %d/%m/%Y} ({CLOCK[lang]})"
 
 
+# Punctuation in official names that GSM-7 lacks, and its plain form.
+_PLAIN = str.maketrans({"Đ": "D", "đ": "d", "–": "-", "—": "-", "‘": "'", "’": "'", "“": '"', "”": '"'})
+
+
 def ascii_fold(text: str) -> str:
     """Vietnamese without diacritics: keeps an English SMS in GSM-7 (160 characters a part, not 70)."""
-    text = text.replace("Đ", "D").replace("đ", "d")
-    return "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+    text = text.translate(_PLAIN)
+    folded = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+    return "".join(c if c.isascii() else "-" for c in folded)  # anything left that GSM-7 may lack
 
 
 def name(text: str, lang: str) -> str:
