@@ -279,6 +279,26 @@ async def test_a_recipient_over_its_burst_is_deferred_without_an_attempt_and_sen
     assert len(await emails(stack, address)) == 3
 
 
+async def test_an_emergency_is_not_held_by_the_providers_bucket_that_the_backlog_emptied(db, stack, routes,
+                                                                                         sms_gateway):
+    """The provider bucket paces normal messages; an emergency behind a drained bucket goes at once, where it
+    would otherwise bounce back to the queue behind them."""
+    async with notify(db, stack, routes, sms_providers=only(sms_gateway.providers(), "generic"),
+                      notify_provider_burst=1, notify_provider_rate_per_s=0.01) as n:
+        backlog = [created(sms(number())) for _ in range(2)]
+        for referral in backlog:
+            await n.handle(referral)
+        await n.send_due()  # the bucket's one token goes to the first; the second waits, unattempted
+        urgent = created(sms(number()), urgency="emergency")
+        await n.handle(urgent)
+        await n.send_due()
+        (hot,) = await n.rows(urgent.referral_id)
+        normal = [r for referral in backlog for r in await n.rows(referral.referral_id)]
+    assert hot["status"] in ("sent", "delivered") and hot["attempts"] == 1
+    # The bucket held one token: one normal message went, the other waits for the next, unattempted.
+    assert sorted(r["attempts"] for r in normal) == [0, 1]
+
+
 async def test_test_mode_simulates_delivery_and_sends_nothing(db, stack, routes, sms_gateway, receiver):
     unit, phone, address, path = uuid.uuid4(), number(), mailbox("drill"), unique_path()
     async with notify(db, stack, routes, sms_providers=sms_gateway.providers(), notify_test_mode=True) as n:

@@ -83,9 +83,9 @@ class RateLimits:
         self._max = max_recipients
         self.evicted_unfull = 0
 
-    def check(self, provider: str, recipient: str, now: float) -> float:
+    def check(self, provider: str | None, recipient: str, now: float) -> float:
         """0 and one token taken from each bucket when both allow a message now; else the seconds until
-        both will, and nothing taken. A provider with no configured rate is not limited."""
+        both will, and nothing taken. A provider with no configured rate (or None) is not limited."""
         buckets = [b for b in (self._providers.get(provider), self._recipient_bucket(recipient, now)) if b]
         wait = max((b.wait_time(now) for b in buckets), default=0.0)
         if wait == 0:

@@ -54,7 +54,7 @@ class Senders:
         windows = self._s.notify_retry_window_s
         return windows[min(max(priority, 0), len(windows) - 1)]
 
-    def pick(self, channel: str, recipient: str, now: float) -> Provider | Wait:
+    def pick(self, channel: str, recipient: str, now: float, priority: int = 2) -> Provider | Wait:
         """The provider for one send now, or how long to wait (rate limits; every SMS provider cooling down
         still yields the one back first, so a message is never parked forever)."""
         if simulated(channel, recipient) is not None:
@@ -68,7 +68,9 @@ class Senders:
             provider = self._email if channel == "email" else self._webhook
         if provider is None:
             return Wait(self._s.notify_retry_max_s)
-        wait = self._limits.check(provider.name, recipient, now)
+        # An emergency is never held back by the provider's bucket, which the backlog keeps empty: it would
+        # bounce behind normal messages. A provider that refuses answers 429, which is retried.
+        wait = self._limits.check(provider.name if priority > 0 else None, recipient, now)
         return Wait(wait) if wait > 0 else provider
 
     def record(self, provider: Provider, outcome: SendOutcome, now: float) -> None:

@@ -108,7 +108,7 @@ class Dispatcher:
     async def deliver(self, row) -> None:
         if await self._taken_after_timeout(row):
             return
-        picked = self._senders.pick(row["channel"], row["recipient"], time.monotonic())
+        picked = self._senders.pick(row["channel"], row["recipient"], time.monotonic(), row["priority"])
         if isinstance(picked, Wait):
             await self._defer(row, picked.seconds)
             return
