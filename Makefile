@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test schemas bench bench-intake bench-matching bench-deadlines clean-data
+.PHONY: install run test schemas bench bench-intake bench-matching bench-deadlines bench-notify clean-data
 
 install: $(STAMP)
 
@@ -38,6 +38,9 @@ bench-matching: install
 
 bench-deadlines: install
 	$(PY) -m bench deadlines
+
+bench-notify: install
+	$(PY) -m bench notify
 
 clean-data:
 	rm -rf .data

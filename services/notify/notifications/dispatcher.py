@@ -38,14 +38,16 @@ TIMEOUT = "timeout"  # the code of a send whose provider did not answer in time 
 
 # Due messages, emergencies first; a claimed one is leased to this worker until its answer is recorded.
 _CLAIM = text(f"""
+WITH due AS (SELECT id, status AS was FROM {SCHEMA}.notifications
+              WHERE status IN ('created', 'sending') AND leased_until IS NULL AND next_attempt_at <= now()
+              ORDER BY priority, next_attempt_at LIMIT :n FOR UPDATE SKIP LOCKED)
 UPDATE {SCHEMA}.notifications n
    SET status = 'sending', attempts = n.attempts + 1, updated_at = now(),
        leased_until = now() + make_interval(secs => :lease)
- WHERE n.id IN (SELECT id FROM {SCHEMA}.notifications
-                 WHERE status IN ('created', 'sending') AND leased_until IS NULL AND next_attempt_at <= now()
-                 ORDER BY priority, next_attempt_at LIMIT :n FOR UPDATE SKIP LOCKED)
+  FROM due WHERE n.id = due.id
 RETURNING n.id, n.referral_id, n.case_id, n.channel, n.recipient, n.subject, n.body, n.attempts, n.trace,
-          n.priority, n.retry_until, n.webhook_endpoint_id, n.created_at, n.provider, n.provider_code, n.provider_ref
+          n.priority, n.retry_until, n.webhook_endpoint_id, n.created_at, n.provider, n.provider_code, n.provider_ref,
+          n.next_attempt_at, due.was
 """)
 # A message that a rate limit holds back goes back unattempted.
 _DEFER = text(f"""
@@ -100,10 +102,11 @@ class Dispatcher:
             )).mappings().all()
             now = datetime.now(UTC)
             for row in rows:
-                if row["attempts"] == 1:  # created → sending; a retry stays "sending" and says nothing new
+                if row["was"] == D.created:  # created → sending; a retry or a deferred one says nothing new
                     emit_status(uow, row, D.sending, now)
             await uow.commit()
-            return list(rows)
+            # RETURNING gives the table's order: the batch goes out emergencies first, as it was chosen.
+            return sorted(rows, key=lambda r: (r["priority"], r["next_attempt_at"]))
 
     async def deliver(self, row) -> None:
         if await self._taken_after_timeout(row):

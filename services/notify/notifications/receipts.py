@@ -24,7 +24,7 @@ Uow = Annotated[UnitOfWork, Depends(get_uow)]
 MAX_BODY = 64 * 1024  # a receipt is a few hundred bytes
 
 
-def _senders(request: Request) -> Senders:
+async def _senders(request: Request) -> Senders:  # async: no worker-thread hop per receipt
     return request.app.state.senders
 
 
