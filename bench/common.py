@@ -88,6 +88,12 @@ def new_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
+def add_pgbench_args(p: argparse.ArgumentParser) -> None:
+    """The pgbench ceiling's options, as every bench takes them."""
+    p.add_argument("--pgbench-clients", type=ints, help="pgbench clients, comma-separated (1,8)")
+    p.add_argument("--pgbench-seconds", type=int, help="seconds per pgbench run (default 8)")
+
+
 def ints(text: str) -> tuple[int, ...]:
     """An argparse type: "1,8,32" → (1, 8, 32)."""
     return tuple(int(x) for x in text.split(","))

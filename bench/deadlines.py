@@ -46,7 +46,9 @@ import asyncpg
 import psutil
 
 from bench import ceilings, deadlines_report, machine, report
-from bench.common import apply_profiles, check_local, fetchval, fresh_stack, ints, new_parser, run, say
+from bench.common import (
+    add_pgbench_args, apply_profiles, check_local, fetchval, fresh_stack, ints, new_parser, run, say,
+)
 from bench.matching_mix import case_mix
 from bench.profile import Recorder, _short, py_spy_path, samples, summarise
 from bench.stats import rate, summary_ms
@@ -94,8 +96,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--profile-burst", type=int, help="burst drained under py-spy (default 5000)")
     p.add_argument("--raw-burst", type=int, help="burst of each raw asyncpg ceiling loop (default 10000)")
     p.add_argument("--limit", type=int, help="steps per scan, fire_due's limit (default 100, the service's)")
-    p.add_argument("--pgbench-clients", type=ints, help="pgbench clients, comma-separated (1,8)")
-    p.add_argument("--pgbench-seconds", type=int, help="seconds per pgbench run (default 8)")
+    add_pgbench_args(p)
     p.add_argument("--no-profile", action="store_true", help="skip the py-spy burst")
     p.add_argument("--skip-ceilings", action="store_true", help="skip pgbench and the raw asyncpg loops")
     args = p.parse_args(argv)

@@ -36,7 +36,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench import ceilings, machine, matching_report, report
 from bench.common import (
-    apply_profiles, check_local, fetchval, fresh_stack, ints, new_parser, pg_counters, run, say,
+    add_pgbench_args, apply_profiles, check_local, fetchval, fresh_stack, new_parser, pg_counters, run, say,
 )
 from bench.matching_mix import case_mix, records
 from bench.profile import Recorder, _short, py_spy_path, samples, summarise
@@ -91,8 +91,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, help="events before the measured batch (default 200)")
     p.add_argument("--profile-cases", type=int, help="events of the py-spy batch (default 600)")
     p.add_argument("--drain-timeout", type=float, help="seconds to wait for a batch's referrals (default 300)")
-    p.add_argument("--pgbench-clients", type=ints, help="pgbench clients, comma-separated (1,8)")
-    p.add_argument("--pgbench-seconds", type=int, help="seconds per pgbench run (default 8)")
+    add_pgbench_args(p)
     p.add_argument("--engine-only", action="store_true", help="only the in-process engine figures (no stack)")
     p.add_argument("--no-profile", action="store_true", help="skip the py-spy run on referral")
     p.add_argument("--skip-ceilings", action="store_true", help="skip the Kafka and pgbench ceilings")

@@ -51,7 +51,9 @@ import asyncpg
 import httpx
 
 from bench import ceilings, machine, notify_report, report
-from bench.common import apply_profiles, check_local, fetchval, fresh_stack, ints, new_parser, pg_counters, run, say
+from bench.common import (
+    add_pgbench_args, apply_profiles, check_local, fetchval, fresh_stack, new_parser, pg_counters, run, say,
+)
 from bench.matching import _machine_busy, _with_others, kafka_ceiling
 from bench.profile import Recorder, _short, py_spy_path, samples, summarise
 from bench.stats import percentile, rate, summary_ms
@@ -139,8 +141,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--gateway-requests", type=int, help="sends of the raw gateway ceiling (default 3000)")
     p.add_argument("--smtp-requests", type=int, help="emails of the raw SMTP sink ceiling (default 1000)")
     p.add_argument("--drain-timeout", type=float, help="seconds to wait for a phase's last message (600)")
-    p.add_argument("--pgbench-clients", type=ints, help="pgbench clients, comma-separated (1,8)")
-    p.add_argument("--pgbench-seconds", type=int, help="seconds per pgbench run (default 8)")
+    add_pgbench_args(p)
     p.add_argument("--notify-env", action="append", default=[], metavar="NAME=VALUE",
                    help="a setting for notify in every phase, e.g. NOTIFY_BATCH_SIZE=100 (repeatable)")
     p.add_argument("--skip-ceilings", action="store_true", help="only the pipeline figures")

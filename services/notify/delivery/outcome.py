@@ -12,6 +12,9 @@ class Verdict(StrEnum):
     permanent = "permanent"
 
 
+TIMEOUT = "timeout"  # the code of a send whose provider did not answer in time (it may have taken it)
+
+
 @dataclass(frozen=True)
 class SendOutcome:
     verdict: Verdict

@@ -18,7 +18,7 @@ from standardwebhooks import Webhook
 
 from runtime.cloudevents import CONTENT_TYPE, SPECVERSION
 from runtime.logging import get_logger
-from services.notify.delivery.outcome import Receipt, SendOutcome, Verdict
+from services.notify.delivery.outcome import TIMEOUT, Receipt, SendOutcome, Verdict
 from services.notify.delivery.providers import OutgoingMessage
 
 log = get_logger(__name__)
@@ -121,7 +121,7 @@ class WebhookProvider:
                                                headers=headers) as response:
                     return outcome_for_status(response.status_code)
         except (TimeoutError, httpx.TimeoutException):
-            return SendOutcome(Verdict.retry, "timeout", exhausts_to="temporary-failure")
+            return SendOutcome(Verdict.retry, TIMEOUT, exhausts_to="temporary-failure")
         except (httpx.InvalidURL, httpx.UnsupportedProtocol):
             return SendOutcome(Verdict.permanent, "invalid-url")
         except httpx.TransportError as exc:

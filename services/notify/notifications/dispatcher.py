@@ -20,7 +20,7 @@ from runtime.logging import get_logger
 from runtime.service import ServiceRuntime
 from runtime.tracing import context_from, tracer
 from schemas.events.notifications import DeliveryStatus as D
-from services.notify.delivery.outcome import NEVER_RECEIVED, SendOutcome, Verdict
+from services.notify.delivery.outcome import NEVER_RECEIVED, TIMEOUT, SendOutcome, Verdict
 from services.notify.delivery.providers import OutgoingMessage
 from services.notify.delivery.registry import Senders, Wait
 from services.notify.delivery.webhook import is_gone
@@ -34,7 +34,6 @@ log = get_logger(__name__)
 ATTEMPTS = Counter("notify_send_attempts_total", "Provider calls by channel, provider and verdict",
                    ["channel", "provider", "verdict"])
 SEND_SECONDS = Histogram("notify_send_seconds", "Provider call time", ["channel", "provider"])
-TIMEOUT = "timeout"  # the code of a send whose provider did not answer in time (delivery/sms/common.py)
 
 # Due messages, emergencies first; a claimed one is leased to this worker until its answer is recorded.
 _CLAIM = text(f"""

@@ -11,7 +11,7 @@ from runtime.service import ServiceRuntime
 from runtime.uow import UnitOfWork
 from schemas.events.notifications import DeliveryStatus as D
 from schemas.events.notifications import NotificationStatusChanged
-from services.notify.delivery.states import RANK, TERMINAL
+from services.notify.delivery.states import moves_forward
 from services.notify.models import notifications
 
 n = notifications.c
@@ -37,7 +37,7 @@ async def move(uow: UnitOfWork, notification_id: uuid.UUID, status: D | None, va
     if row is None:
         return None
     before = D(row["status"])
-    news = status is not None and before not in TERMINAL and RANK[status] > RANK[before]
+    news = status is not None and moves_forward(before, status)
     if not news and not answer:
         return None
     now = datetime.now(UTC)

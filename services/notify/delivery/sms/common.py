@@ -7,7 +7,7 @@ from typing import Any, Protocol, TypeVar
 import httpx
 
 from schemas.events.notifications import DeliveryStatus as S
-from services.notify.delivery.outcome import SendOutcome, Verdict
+from services.notify.delivery.outcome import TIMEOUT, SendOutcome, Verdict
 from services.notify.delivery.providers import Provider, ReceiptParser
 
 MAX_CODE = 100  # notifications.provider_code
@@ -63,7 +63,7 @@ def outcome_for_refusal(http_status: int, code: str, state: S | None = None) -> 
 
 def outcome_for_transport_error(exc: httpx.HTTPError) -> SendOutcome:
     # A timeout may come after the provider took the message: the dispatcher can ask lookup() before resending.
-    code = "timeout" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__
+    code = TIMEOUT if isinstance(exc, httpx.TimeoutException) else type(exc).__name__
     return SendOutcome(Verdict.retry, code[:MAX_CODE])
 
 
