@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test schemas bench bench-intake bench-matching bench-deadlines bench-notify clean-data
+.PHONY: install run test schemas bench bench-intake bench-matching bench-deadlines bench-notify bench-reporting clean-data
 
 install: $(STAMP)
 
@@ -41,6 +41,9 @@ bench-deadlines: install
 
 bench-notify: install
 	$(PY) -m bench notify
+
+bench-reporting: install
+	$(PY) -m bench reporting
 
 clean-data:
 	rm -rf .data

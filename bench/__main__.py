@@ -4,7 +4,8 @@ in the same run on the same PostgreSQL and broker. See docs/benchmarks.md.
 `python -m bench intake [--help]` measures intake alone instead (bench/intake.py), and
 `python -m bench matching [--help]` referral matching over the full directory (bench/matching.py), and
 `python -m bench deadlines [--help]` the deadline scan over 100,000 open referrals (bench/deadlines.py), and
-`python -m bench notify [--help]` notify's SMS and email throughput and emergencies under a backlog (bench/notify.py).
+`python -m bench notify [--help]` notify's SMS and email throughput and emergencies under a backlog (bench/notify.py),
+and `python -m bench reporting [--help]` reporting's projections, queries and rebuild (bench/reporting.py).
 
 Starts a fresh stack in a temp dir (DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS, if set, are used
 instead but must be on this machine), prints one table and writes bench/results/<UTC>.json.
@@ -128,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import notify
 
         return notify.main(argv[1:])
+    if argv[:1] == ["reporting"]:  # `python -m bench reporting`: projections, queries, rebuild, see bench/reporting.py
+        from bench import reporting
+
+        return reporting.main(argv[1:])
     args = parse_args(argv)
     check_local()
     started = datetime.now(UTC)

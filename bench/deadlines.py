@@ -50,7 +50,8 @@ from bench.common import (
     add_pgbench_args, apply_profiles, check_local, fetchval, fresh_stack, ints, new_parser, run, say,
 )
 from bench.matching_mix import case_mix
-from bench.profile import Recorder, _short, py_spy_path, samples, summarise
+from bench.profile import Recorder, py_spy_path, summarise
+from bench.profile import focus as shares_of
 from bench.stats import rate, summary_ms
 from devstack.postgres import EmbeddedPostgres
 from devstack.stack import DATABASE, Stack, new_link_secret
@@ -737,23 +738,16 @@ FIRE_DUE_ALONE = "  fire_due itself: its SELECT, the rows, the loop (no step, co
 STEP_FUNCTIONS = {"_remind", "_escalate", "UnitOfWork.commit", "DirectoryCache.current"}
 
 
+def _fire_due_alone(frames: list[tuple[str, str]]) -> bool:
+    names = {f for f, _ in frames}
+    return "fire_due" in names and not names & STEP_FUNCTIONS
+
+
 def focus(raw: Path) -> list[dict]:
-    """Inclusive shares of the samples for FOCUS, and of the stacks py-spy shows without their callers
-    (SQLAlchemy's async layer runs each statement in a greenlet)."""
-    labels = [label for label, _ in FOCUS]
-    labels.insert(1, FIRE_DUE_ALONE)
-    total, hits = 0, dict.fromkeys([*labels, "statements in greenlets (callers cut off)"], 0)
-    for n, frames in samples(raw):
-        total += n
-        for label, test in FOCUS:
-            if any(test(f, _short(p)) for f, p in frames):
-                hits[label] += n
-        names = {f for f, _ in frames}
-        if "fire_due" in names and not names & STEP_FUNCTIONS:
-            hits[FIRE_DUE_ALONE] += n
-        if frames and frames[0][0] != "_run_module_as_main":
-            hits["statements in greenlets (callers cut off)"] += n
-    return [{"what": k, "samples": v, "pct": round(100 * v / max(1, total), 1)} for k, v in hits.items()]
+    """bench.profile.focus over FOCUS, with fire_due's own share second, beside fire_due inclusive."""
+    rows = shares_of(raw, FOCUS, ((FIRE_DUE_ALONE, _fire_due_alone),))
+    rows.insert(1, rows.pop(len(FOCUS)))
+    return rows
 
 
 def start_postgres_only(stack: Stack) -> None:

@@ -3,7 +3,7 @@ processes, each beside its ceiling from the same run; the plans, CPU per process
 from __future__ import annotations
 
 from bench.profile import section_lines
-from bench.report import HEADER, _line, _machine_lines, _ms, _n, table_lines
+from bench.report import HEADER, _line, _machine_lines, _ms, _n, pgbench_rows, table_lines
 
 SCAN_INTERVAL_S = 5.0  # ReferralSettings.deadline_scan_s: how often an idle service scans
 
@@ -132,9 +132,7 @@ def ceiling_rows(r: dict) -> list[tuple[str, str, str, str]]:
     if not c:
         return []
     out = [("# Ceilings alone (same PostgreSQL, same table; scanners idle)", "", "", "")]
-    for p in c.get("pgbench", []):
-        out.append((f"pgbench 1-row INSERT, -c {p['clients']} ({p['seconds']} s)", _n(p["commits_per_s"], " commits/s"),
-                    "avg latency", _n(p["latency_avg_ms"], " ms")))
+    out += pgbench_rows(c)
     for key, label in (("raw", "raw SELECT ... SKIP LOCKED + 1 UPDATE per batch"),
                        ("raw_outbox", "  the same + 1 outbox INSERT (100 rows) + pg_notify")):
         if d := c.get(key):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from bench.profile import section_lines
-from bench.report import HEADER, _cpu_lines, _machine_lines, _ms, _n, table_lines
+from bench.report import HEADER, _cpu_lines, _machine_lines, _ms, _n, pgbench_rows, table_lines
 
 TARGET_SHARE = 1 / 3  # of the minimal endpoint's throughput, one process, full intake semantics
 TARGET_P99_MS, TARGET_RATE = 50.0, 100.0
@@ -69,9 +69,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
         ]
     if c:
         out.append(("# Ceilings alone (same PostgreSQL, intake stopped)", "", "", ""))
-        for p in c.get("pgbench", []):
-            out.append((f"pgbench 1-row INSERT, -c {p['clients']} ({p['seconds']} s)",
-                        _n(p["commits_per_s"], " commits/s"), "avg latency", _n(p["latency_avg_ms"], " ms")))
+        out += pgbench_rows(c)
         for m in c.get("minimal_api", []):
             out.append((f"FastAPI+asyncpg INSERT, 1 worker, {m['concurrency']} in flight",
                         _n(m["rate_per_s"], " req/s"), "p50 / p99", _ms(m["http_latency"], "p50", "p99")))

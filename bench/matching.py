@@ -39,7 +39,7 @@ from bench.common import (
     add_pgbench_args, apply_profiles, check_local, fetchval, fresh_stack, new_parser, pg_counters, run, say,
 )
 from bench.matching_mix import case_mix, records
-from bench.profile import Recorder, _short, py_spy_path, samples, summarise
+from bench.profile import Recorder, _short, focus, py_spy_path, summarise
 from bench.stats import percentile, rate
 from devstack.stack import Stack, prepare, start_services
 from runtime.db import asyncpg_dsn, create_engine, session_factory
@@ -401,7 +401,7 @@ async def measure_service(stack: Stack, args: argparse.Namespace, profile_out: P
                               "cases": args.profile_cases, "rate_per_s": p["rate_per_s"],
                               "referral_cpu_pct_of_one_core": round(
                                   100 * cpu["per_process"].get("referral", {}).get("cpu_s", 0) / cpu["wall_s"], 1),
-                              **summarise(profile_out), "focus": focus(profile_out)}
+                              **summarise(profile_out), "focus": focus(profile_out, FOCUS)}
     finally:
         await conn.close()
 
@@ -434,21 +434,6 @@ FOCUS = (
     ("Kafka client: fetch, produce (aiokafka, any frame)", lambda f, p: p.startswith("aiokafka/")),
     ("pydantic: CaseReported in, ReferralCreated out (any frame)", lambda f, p: p.startswith("pydantic/")),
 )
-
-
-def focus(raw: Path) -> list[dict]:
-    """Inclusive shares of the samples for FOCUS, and of the stacks py-spy shows without their callers:
-    SQLAlchemy's async layer runs each statement in a greenlet, so those samples count under none of
-    the project's functions above."""
-    total, hits = 0, dict.fromkeys([label for label, _ in FOCUS] + ["statements in greenlets (callers cut off)"], 0)
-    for n, frames in samples(raw):
-        total += n
-        for label, test in FOCUS:
-            if any(test(f, p) for f, p in frames):
-                hits[label] += n
-        if frames and frames[0][0] != "_run_module_as_main":
-            hits["statements in greenlets (callers cut off)"] += n
-    return [{"what": k, "samples": v, "pct": round(100 * v / max(1, total), 1)} for k, v in hits.items()]
 
 
 async def kafka_ceiling(bootstrap: str, recs: list, partitions: int) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bench.profile import section_lines
-from bench.report import HEADER, _cpu_lines, _machine_lines, _n, table_lines
+from bench.report import HEADER, _cpu_lines, _machine_lines, _n, pgbench_rows, table_lines
 
 
 def _us(d: dict | None, *keys: str) -> str:
@@ -80,9 +80,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
                     f"{_n(db['first_ms'])} / {_n(db['best_ms'])} ms", "", ""))
     if c:
         out.append(("# Ceilings alone (same PostgreSQL, same broker, referral stopped)", "", "", ""))
-        for p in c.get("pgbench", []):
-            out.append((f"pgbench 1-row INSERT, -c {p['clients']} ({p['seconds']} s)",
-                        _n(p["commits_per_s"], " commits/s"), "avg latency", _n(p["latency_avg_ms"], " ms")))
+        out += pgbench_rows(c)
         if kafka:
             size = (s or {}).get("event_bytes_avg")
             out.append((f"Kafka {kafka['records']} records ({_n(size)} B), {kafka['partitions']} partitions: "

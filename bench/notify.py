@@ -55,7 +55,7 @@ from bench.common import (
     add_pgbench_args, apply_profiles, check_local, fetchval, fresh_stack, new_parser, pg_counters, run, say,
 )
 from bench.matching import _machine_busy, _with_others, kafka_ceiling
-from bench.profile import Recorder, _short, py_spy_path, samples, summarise
+from bench.profile import Recorder, focus, py_spy_path, summarise
 from bench.stats import percentile, rate, summary_ms
 from devstack.stack import Stack, prepare, start_services
 from runtime.cloudevents import Envelope
@@ -374,22 +374,6 @@ FOCUS = (
     ("logging: structlog (any frame)", lambda f, p: p.startswith("structlog/")),
     ("pydantic (any frame)", lambda f, p: p.startswith("pydantic")),
 )
-GREENLETS = "statements in greenlets (callers cut off)"
-
-
-def focus(raw: Path) -> list[dict]:
-    """Inclusive shares of the samples for FOCUS, and of the stacks py-spy shows without their callers
-    (SQLAlchemy's async layer runs each statement in a greenlet)."""
-    total, hits = 0, dict.fromkeys([label for label, _ in FOCUS] + [GREENLETS], 0)
-    for n, frames in samples(raw):
-        total += n
-        short = [(f, _short(p)) for f, p in frames]
-        for label, test in FOCUS:
-            if any(test(f, p) for f, p in short):
-                hits[label] += n
-        if frames and frames[0][0] != "_run_module_as_main":
-            hits[GREENLETS] += n
-    return [{"what": k, "samples": v, "pct": round(100 * v / max(1, total), 1)} for k, v in hits.items()]
 
 
 # -- the run -----------------------------------------------------------------------------------------
@@ -633,7 +617,7 @@ class Run:
         return {"file": str(path.relative_to(report.RESULTS_DIR.parent.parent)), "messages": n,
                 "rate_per_s": rate(n, wall), "notify_cpu_pct_of_one_core": round(100 * notify_s / wall, 1),
                 "notify_cpu_ms_per_message": cpu["per_process"].get("notify", {}).get("ms_per_item"),
-                **summarise(path), "focus": focus(path)}
+                **summarise(path), "focus": focus(path, FOCUS)}
 
     async def restart_notify(self, env: dict[str, str]) -> None:
         child = self.stack.services.supervisor.children["notify"]

@@ -3,7 +3,7 @@ rate limit, each figure beside a ceiling from the same run and their ratio; then
 from __future__ import annotations
 
 from bench.profile import section_lines
-from bench.report import _cpu_lines, _idle_lines, _machine_lines, _n, table_lines
+from bench.report import _cpu_lines, _idle_lines, _machine_lines, _n, pgbench_rows, table_lines
 
 HEADER = ("figure", "measured", "ceiling (same run)", "value", "ratio")
 
@@ -149,9 +149,7 @@ def ceiling_rows(c: dict) -> list[tuple]:
     if k := c.get("kafka"):
         out.append((f"Kafka {k['records']:,} records, {k['partitions']} partitions: produce / consume",
                     f"{_n(k['produce_per_s'])} / {_n(k['consume_per_s'])} rec/s", "", "", ""))
-    for p in c.get("pgbench", []):
-        out.append((f"pgbench 1-row INSERT, -c {p['clients']} ({p['seconds']} s)", _n(p["commits_per_s"], " commits/s"),
-                    "avg latency", _n(p["latency_avg_ms"], " ms"), ""))
+    out += pgbench_rows(c, 5)
     return out
 
 

@@ -93,6 +93,31 @@ def samples(raw: Path) -> Iterator[tuple[int, list[tuple[str, str]]]]:
             yield int(count), _frames(stack)
 
 
+GREENLETS = "statements in greenlets (callers cut off)"
+
+
+def focus(raw: Path, what, whole=()) -> list[dict]:
+    """Inclusive shares of the samples for each (label, test(function, short path)) in `what`, for each
+    (label, test(frames)) in `whole` on the whole stack, and of the stacks py-spy shows without their
+    callers: SQLAlchemy's async layer runs each statement in a greenlet, so those count under none of the
+    project's functions. Rows come in the order of `what`, then `whole`."""
+    if not raw.exists():
+        return []
+    total, hits = 0, dict.fromkeys([label for label, _ in (*what, *whole)] + [GREENLETS], 0)
+    for n, frames in samples(raw):
+        total += n
+        short = [(f, _short(p)) for f, p in frames]
+        for label, test in what:
+            if any(test(f, p) for f, p in short):
+                hits[label] += n
+        for label, test in whole:
+            if test(frames):
+                hits[label] += n
+        if frames and frames[0][0] != "_run_module_as_main":
+            hits[GREENLETS] += n
+    return [{"what": k, "samples": v, "pct": round(100 * v / max(1, total), 1)} for k, v in hits.items()]
+
+
 def summarise(raw: Path, top: int = 15) -> dict:
     """Self and inclusive shares by function and by package, from py-spy's collapsed stacks."""
     total = 0

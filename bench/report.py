@@ -20,6 +20,16 @@ def _ms(summary: dict | None, *keys: str) -> str:
     return " / ".join(_n(summary[f"{k}_ms"]) for k in keys) + " ms"
 
 
+def pgbench_rows(c: dict, width: int = 4) -> list[tuple]:
+    """A run's pgbench ceilings as table rows of `width` columns."""
+    out = [(f"pgbench 1-row INSERT, -c {p['clients']} ({p['seconds']} s)", _n(p["commits_per_s"], " commits/s"),
+            "avg latency", _n(p["latency_avg_ms"], " ms")) for p in c.get("pgbench", [])]
+    if b := c.get("pgbench_batch"):
+        out.append((f"pgbench {b['rows_per_transaction']} 1-row INSERTs per transaction, -c 1 ({b['seconds']} s)",
+                    _n(b["rows_per_s"], " rows/s"), "commits/s", _n(b["commits_per_s"])))
+    return [row + ("",) * (width - len(row)) for row in out]
+
+
 def rows(r: dict) -> list[tuple[str, str, str, str]]:
     """(figure, measured, ceiling, ceiling value); a row starting with '#' is a section title."""
     c = r.get("ceilings") or {}

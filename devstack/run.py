@@ -43,6 +43,8 @@ DEV_USERS = (
     ("AUDITOR_TOKEN", "aud-1", "Auditor 1", ("auditor",), ()),
     ("AGENCY_TOKEN", "pol-01", "Hà Nội police duty officer", ("agency",), ("police-province-01",)),
     ("ADMIN_TOKEN", "dir-1", "Directory administrator 1", ("admin",), ()),
+    ("ANALYST_TOKEN", "ana-1", "Analyst 1", ("analyst",), ()),
+    ("REPORTING_ADMIN_TOKEN", "rep-1", "Reporting administrator 1", ("analyst", "admin"), ()),
 )
 DEV_TOKEN_TTL_S = 12 * 3600
 

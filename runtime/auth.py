@@ -76,6 +76,7 @@ class Role(StrEnum):
     AUDITOR = "auditor"  # reads the audit log
     AGENCY = "agency"  # staff of agency units: their units' referrals only (claim agency_units)
     ADMIN = "admin"  # directory administrators: create, change, import and verify agency units
+    ANALYST = "analyst"  # reads reporting's figures (small cells suppressed); with admin, may lift suppression
 
 
 class AuthSettings(BaseSettings):

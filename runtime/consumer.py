@@ -2,13 +2,17 @@
 
 A record that is not a valid event, or fails processing `consumer_max_attempts` times, is sent to
 the dead-letter topic and the consumer moves on.
+
+A projection (reporting) adds a Checkpoint: each fetched batch of a partition is applied in one
+transaction (falling back to one event per transaction if the batch fails), which also records the
+partition's position and can fence off a consumer whose projections were reset for a rebuild.
 """
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -53,6 +57,31 @@ class Event(Generic[P]):
 Handler = Callable[[UnitOfWork, Event[Any]], Awaitable[None]]
 
 
+class Rejoin(Exception):
+    """The consumer's state was reset under it (a rebuild): drop what is in hand and join again."""
+
+
+class Checkpoint(Protocol):
+    """What a rebuildable projection adds to a consumer (see the module docstring)."""
+
+    async def group(self, name: str) -> str:
+        """The consumer group to join now, e.g. one per generation of the projections."""
+
+    async def begin(self, uow: UnitOfWork) -> None:
+        """First in every transaction; raises Rejoin if the group joined is no longer current."""
+
+    async def advance(self, uow: UnitOfWork, topic: str, partition: int, next_offset: int,
+                      event_time: datetime | None) -> None:
+        """Last in every transaction: where the partition now stands."""
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    record: ConsumerRecord
+    event: Event | None = None  # None: nothing to apply (ignored type, or dead-lettered)
+    handler: Handler | None = None
+
+
 class _Assignment(ConsumerRebalanceListener):
     def __init__(self):
         self.partitions: set[TopicPartition] = set()
@@ -76,6 +105,7 @@ class EventConsumer:
         inbox: Table,
         settings: ServiceSettings,
         after_commit: Callable[[Event[Any]], None] | None = None,
+        checkpoint: Checkpoint | None = None,
     ):
         self.name = name
         self.topics = tuple(topics)
@@ -84,6 +114,7 @@ class EventConsumer:
         self._inbox = inbox
         self._settings = settings
         self._after_commit = after_commit  # test seam: simulate a crash between DB and offset commit
+        self._checkpoint = checkpoint
         self._assignment = _Assignment()
         self._has_been_assigned = False
 
@@ -96,6 +127,9 @@ class EventConsumer:
         while not stop.is_set():
             try:
                 await self._consume(stop)
+            except Rejoin:
+                log.info("consumer_rejoin", consumer=self.name)
+                self._has_been_assigned = False
             except Exception as exc:  # noqa: BLE001 - rejoin from the last committed offset
                 log.warning("consumer_restart", consumer=self.name, error=type(exc).__name__, detail=str(exc)[:200])
                 try:
@@ -105,7 +139,8 @@ class EventConsumer:
 
     async def _consume(self, stop: asyncio.Event) -> None:
         s = self._settings
-        consumer = new_consumer(s.kafka_bootstrap_servers, self.name, s.kafka_fetch_max_wait_ms)
+        group = await self._checkpoint.group(self.name) if self._checkpoint else self.name
+        consumer = new_consumer(s.kafka_bootstrap_servers, group, s.kafka_fetch_max_wait_ms)
         consumer.subscribe(self.topics, listener=self._assignment)
         producer = new_producer(s.kafka_bootstrap_servers)
         try:
@@ -113,40 +148,57 @@ class EventConsumer:
                 return
             if not await start_with_retry(producer, stop, f"{self.name}.dlq"):
                 return
-            last_lag = 0.0
+            last_lag = last_fence = last_commit = 0.0
+            # A projection's own positions are its truth and its inbox drops a replay, so its offsets
+            # may trail by up to a second: one broker round trip per second instead of one per batch.
+            done: dict[TopicPartition, int] = {}
             while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=200, max_records=200)
+                batches = await consumer.getmany(timeout_ms=200, max_records=1000 if self._checkpoint else 200)
+                if self._checkpoint and not batches and time.monotonic() - last_fence > 1.0:
+                    await self._check_fence()  # a rebuild on a quiet stream must not wait for an event
+                    last_fence = time.monotonic()
                 if self._assignment.partitions:
                     self._has_been_assigned = True
                 for tp, records in batches.items():
-                    for record in records:
-                        await self._process(record, producer)
+                    if self._checkpoint:
+                        await self._process_batch(tp, records, producer)
+                    else:
+                        for record in records:
+                            await self._process(await self._decode(record, producer), producer)
                     # Only now, after every record's transaction (or dead letter), move the offset.
-                    await consumer.commit({tp: records[-1].offset + 1})
+                    done[tp] = records[-1].offset + 1
+                    if not self._checkpoint:
+                        await consumer.commit(done)
+                        done = {}
+                if done and time.monotonic() - last_commit > 1.0:
+                    await consumer.commit(done)
+                    done, last_commit = {}, time.monotonic()
                 if time.monotonic() - last_lag > 5.0:
                     await self._record_lag(consumer)
                     last_lag = time.monotonic()
+            if done:
+                await consumer.commit(done)
         finally:
             await _quietly(consumer.stop())
             await _quietly(producer.stop())
 
-    async def _process(self, record: ConsumerRecord, producer) -> None:
+    async def _decode(self, record: ConsumerRecord, producer) -> _Decoded:
+        """The record as an event with its handler; a record that is not one is dead-lettered here."""
         try:
             envelope = decode(record.headers, record.value)
         except EnvelopeError as exc:
             await self._dead_letter(producer, record, "unknown", "invalid-envelope", str(exc), 0)
-            return
+            return _Decoded(record)
         handler_spec = self._handlers.get(envelope.type)
         if handler_spec is None:
             EVENTS_CONSUMED.labels(self.name, envelope.type, "ignored").inc()
-            return
+            return _Decoded(record)
         model, handler = handler_spec
         try:
             payload = model.model_validate_json(envelope.data)
         except ValidationError as exc:
             await self._dead_letter(producer, record, envelope.type, "invalid-payload", _safe_errors(exc), 0)
-            return
-        carrier = headers_dict(record.headers)
+            return _Decoded(record)
         event = Event(
             id=envelope.id,
             type=envelope.type,
@@ -155,27 +207,98 @@ class EventConsumer:
             time=envelope.time,
             key=record.key.decode(errors="replace") if record.key else None,
             payload=payload,
-            trace=carrier,
+            trace=headers_dict(record.headers),
         )
-        with tracer().start_as_current_span(
+        return _Decoded(record, event, handler)
+
+    def _span(self, record: ConsumerRecord, event: Event):
+        return tracer().start_as_current_span(
             f"process {record.topic}",
-            context=context_from(carrier),
+            context=context_from(event.trace),
             kind=SpanKind.CONSUMER,
             attributes={
                 "messaging.system": "kafka",
                 "messaging.consumer.group.name": self.name,
                 "messaging.destination.name": record.topic,
-                "messaging.message.id": str(envelope.id),
+                "messaging.message.id": str(event.id),
             },
-        ):
-            await self._handle_with_retries(producer, record, event, handler)
+        )
 
-    async def _handle_with_retries(self, producer, record, event: Event, handler: Handler) -> None:
+    async def _process(self, item: _Decoded, producer) -> None:
+        if item.event is None:
+            if self._checkpoint:  # nothing to apply, but the position still moves past it
+                async with self._uow_factory() as uow:
+                    await self._checkpoint.begin(uow)
+                    await self._advance(uow, [item])
+                    await uow.commit()
+            return
+        with self._span(item.record, item.event):
+            await self._handle_with_retries(producer, item)
+
+    async def _check_fence(self) -> None:
+        async with self._uow_factory() as uow:
+            await self._checkpoint.begin(uow)
+
+    async def _process_batch(self, tp: TopicPartition, records: list[ConsumerRecord], producer) -> None:
+        """The partition's batch in one transaction; if any event fails, each again in its own."""
+        items = [await self._decode(record, producer) for record in records]
+        started = time.perf_counter()
+        try:
+            async with self._uow_factory() as uow:
+                await self._checkpoint.begin(uow)
+                fresh = await self._first_seen(uow, [item.event for item in items if item.event is not None])
+                outcomes = []
+                for item in items:
+                    if item.event is None:
+                        continue
+                    if item.event.id not in fresh:
+                        outcomes.append((item.event, "duplicate"))
+                        continue
+                    fresh.discard(item.event.id)
+                    with self._span(item.record, item.event):
+                        await item.handler(uow, item.event)
+                    outcomes.append((item.event, "processed"))
+                await self._advance(uow, items)
+                await uow.commit()
+        except Rejoin:
+            raise
+        except Exception as exc:  # noqa: BLE001 - isolate the failing event below
+            log.warning("batch_failed", consumer=self.name, topic=tp.topic, partition=tp.partition,
+                        events=len(items), error=type(exc).__name__)
+            for item in items:
+                await self._process(item, producer)
+            return
+        elapsed = (time.perf_counter() - started) / max(len(outcomes), 1)
+        for event, outcome in outcomes:
+            EVENT_HANDLE_SECONDS.labels(self.name, event.type).observe(elapsed)
+            EVENTS_CONSUMED.labels(self.name, event.type, outcome).inc()
+            if self._after_commit is not None:
+                self._after_commit(event)
+
+    async def _first_seen(self, uow: UnitOfWork, events: list[Event]) -> set[UUID]:
+        """Inbox rows for a whole batch in one statement; the ids not seen before."""
+        if not events:
+            return set()
+        rows = {e.id: {"consumer": self.name, "event_id": e.id, "event_type": e.type} for e in events}
+        inserted = await uow.session.scalars(insert(self._inbox).values(list(rows.values()))
+                                             .on_conflict_do_nothing().returning(self._inbox.c.event_id))
+        return set(inserted)
+
+    async def _advance(self, uow: UnitOfWork, items: list[_Decoded]) -> None:
+        last = items[-1]
+        times = [i.event.time for i in items if i.event is not None]
+        await self._checkpoint.advance(uow, last.record.topic, last.record.partition, last.record.offset + 1,
+                                       max(times) if times else None)
+
+    async def _handle_with_retries(self, producer, item: _Decoded) -> None:
+        record, event = item.record, item.event
         attempts = self._settings.consumer_max_attempts
         for attempt in range(1, attempts + 1):
             started = time.perf_counter()
             try:
-                outcome = await self._apply_once(event, handler)
+                outcome = await self._apply_once(item)
+            except Rejoin:
+                raise
             except Exception as exc:  # noqa: BLE001 - counted, retried, then dead-lettered
                 EVENTS_FAILED.labels(self.name, event.type).inc()
                 log.warning(
@@ -185,6 +308,8 @@ class EventConsumer:
                 if attempt == attempts:
                     error = f"{type(exc).__name__}: {str(exc)[:300]}"
                     await self._dead_letter(producer, record, event.type, "processing-failed", error, attempt)
+                    if self._checkpoint:
+                        await self._process(_Decoded(record), producer)  # move the position past it
                     return
                 await asyncio.sleep(self._settings.consumer_retry_backoff_s * 2 ** (attempt - 1))
                 continue
@@ -194,19 +319,29 @@ class EventConsumer:
                 self._after_commit(event)
             return
 
-    async def _apply_once(self, event: Event, handler: Handler) -> str:
+    async def _apply_once(self, item: _Decoded) -> str:
         async with self._uow_factory() as uow:
-            first_time = await uow.session.scalar(
-                insert(self._inbox)
-                .values(consumer=self.name, event_id=event.id, event_type=event.type)
-                .on_conflict_do_nothing()
-                .returning(self._inbox.c.event_id)
-            )
-            if first_time is None:
-                return "duplicate"
-            await handler(uow, event)
+            if self._checkpoint:
+                await self._checkpoint.begin(uow)
+            outcome = await self._apply(uow, item)
+            if self._checkpoint:
+                await self._advance(uow, [item])
             await uow.commit()
-            return "processed"
+            return outcome
+
+    async def _apply(self, uow: UnitOfWork, item: _Decoded) -> str:
+        """The event's effect and its inbox row, uncommitted; a duplicate has none."""
+        event = item.event
+        first_time = await uow.session.scalar(
+            insert(self._inbox)
+            .values(consumer=self.name, event_id=event.id, event_type=event.type)
+            .on_conflict_do_nothing()
+            .returning(self._inbox.c.event_id)
+        )
+        if first_time is None:
+            return "duplicate"
+        await item.handler(uow, event)
+        return "processed"
 
     async def _dead_letter(self, producer, record, event_type: str, reason: str, error: str, attempts: int):
         await send_to_dlq(producer, record, consumer=self.name, reason=reason, error=error, attempts=attempts)

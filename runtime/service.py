@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import MetaData, text
 
-from runtime.consumer import EventConsumer, Handler
+from runtime.consumer import Checkpoint, EventConsumer, Handler
 from runtime.db import create_engine, notify_channel, session_factory
 from runtime.kafka import BrokerProbe
 from runtime.logging import configure_logging, get_logger
@@ -52,12 +52,14 @@ class ServiceRuntime:
         return UnitOfWork(self.sessions, self.outbox, f"/hotline111/{self.name}", notify_channel(self.schema),
                           self.before_commit)
 
-    def add_consumer(self, group: str, handlers: dict[type[BaseModel], Handler]) -> None:
+    def add_consumer(self, group: str, handlers: dict[type[BaseModel], Handler],
+                     checkpoint: Checkpoint | None = None) -> None:
         """Consume, as consumer group `group`, the topics that carry the handled event types."""
         if self.inbox is None:
             raise RuntimeError(f"{self.name} consumes events but its models define no inbox table")
         topics = sorted({event_spec_for_model(model).topic for model in handlers})
-        self.consumers.append(EventConsumer(group, topics, handlers, self.uow, self.inbox, self.settings))
+        self.consumers.append(EventConsumer(group, topics, handlers, self.uow, self.inbox, self.settings,
+                                            checkpoint=checkpoint))
 
     def add_worker(self, name: str, worker: Worker) -> None:
         self._workers.append((name, worker))

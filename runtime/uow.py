@@ -2,7 +2,7 @@
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Self
+from typing import Protocol, Self, TypeVar
 
 import asyncpg
 
@@ -19,6 +19,16 @@ from schemas import event_spec_for_model
 BeforeCommit = Callable[["UnitOfWork", list[BaseModel]], Awaitable[None]]
 
 
+class Staged(Protocol):
+    """Writes gathered over a transaction (e.g. a consumer batch's upserts), made as a few statements at
+    commit instead of one per event."""
+
+    async def flush(self, uow: "UnitOfWork") -> None: ...
+
+
+S = TypeVar("S", bound=Staged)
+
+
 class UnitOfWork:
     def __init__(self, sessions: async_sessionmaker, outbox: Table | None, source: str, channel: str,
                  before_commit: Sequence[BeforeCommit] = ()):
@@ -31,9 +41,10 @@ class UnitOfWork:
         self._emitted: list[BaseModel] = []
         self._session: AsyncSession | None = None
         self._raw: AsyncConnection | None = None
+        self._staged: dict[str, Staged] = {}
 
     async def __aenter__(self) -> Self:
-        self._session, self._raw, self._pending, self._emitted = None, None, [], []
+        self._session, self._raw, self._pending, self._emitted, self._staged = None, None, [], [], {}
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -92,7 +103,16 @@ class UnitOfWork:
             self._raw = await self._sessions.kw["bind"].connect()
         return (await self._raw.get_raw_connection()).driver_connection
 
+    def staged(self, key: str, factory: Callable[[], S]) -> S:
+        """This transaction's accumulator named `key`, made by `factory` on first use; flushed at commit."""
+        if key not in self._staged:
+            self._staged[key] = factory()
+        return self._staged[key]
+
     async def commit(self) -> None:
+        staged, self._staged = self._staged, {}
+        for accumulator in staged.values():
+            await accumulator.flush(self)
         if self._emitted:
             emitted, self._emitted = self._emitted, []
             for hook in self._before_commit:

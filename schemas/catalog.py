@@ -69,7 +69,7 @@ TOPICS: tuple[Topic, ...] = (
         name="notify.notifications.v1",
         partitions=6,
         producer="notify",
-        consumers=("referral",),
+        consumers=("referral", "reporting"),
         description="Delivery status of agency alerts. Key: case id.",
     ),
     Topic(

@@ -1,5 +1,8 @@
-"""Province and commune codes of the 2025 two-tier map, from the `vietnam-provinces` package."""
+"""Province and commune codes of the 2025 two-tier map, from the `vietnam-provinces` package, and the
+hotline's operating regions (data/regions.csv, shared by referral and reporting)."""
+import csv
 from functools import cache
+from pathlib import Path
 
 from vietnam_provinces import Province, Ward
 
@@ -37,3 +40,33 @@ def check_commune(code: str | None, province: str | None) -> str | None:
     if province is not None and commune[1] != province:
         raise ValueError(f"commune {code!r} is not in province {province!r}")
     return code
+
+
+REGIONS_FILE = Path(__file__).parent / "data" / "regions.csv"
+REGIONS = ("north", "central", "south")  # the hotline's operating regions, north to south
+
+
+def read_regions(path: Path = REGIONS_FILE) -> list[tuple[int, dict[str, str]]]:
+    """regions.csv's rows with their line numbers (header is line 1)."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        return [(n, row) for n, row in enumerate(csv.DictReader(fh), start=2)]
+
+
+def region_problems(rows: list[tuple[int, dict[str, str]]]) -> list[str]:
+    """What is wrong with regions.csv's rows: every province of the 2025 map once, in a known region."""
+    problems = [f"regions.csv line {n}: unknown region {r['region']!r}" for n, r in rows if r["region"] not in REGIONS]
+    seen = [r["province_code"] for _, r in rows]
+    problems += [f"regions.csv: province {c} listed {seen.count(c)} times" for c in sorted(set(seen)) if seen.count(c) > 1]
+    problems += [f"regions.csv: province {c} missing" for c in sorted(set(provinces()) - set(seen))]
+    return problems
+
+
+@cache
+def hotline_regions() -> dict[str, str]:
+    """Province code → hotline region; a bad file fails loudly."""
+    rows = read_regions()
+    problems = [f"regions.csv line {n}: unknown province code {r['province_code']!r}"
+                for n, r in rows if r["province_code"] not in provinces()] + region_problems(rows)
+    if problems:
+        raise ValueError("the hotline regions disagree with the 2025 map:\n" + "\n".join(problems))
+    return {r["province_code"]: r["region"] for _, r in rows}

@@ -39,3 +39,7 @@ class NotificationStatusChanged(EventPayload):
     attempts: int = Field(ge=0, description="Delivery attempts made so far.")
     recipient: str | None = Field(None, description="The agency unit's address the alert goes to (v1.1): a duty "
                                                     "contact, never a victim's or caller's.")
+    provider: str | None = Field(None, description="The provider that took the last attempt, e.g. an SMS gateway's "
+                                                   "name or 'smtp' (v1.1).")
+    kind: str | None = Field(None, description="What the alert is about: the referral event that caused it, e.g. "
+                                               "'referral.created' or 'referral.reminder' (v1.1).")

@@ -1,20 +1,32 @@
 from fastapi import FastAPI
 
+from runtime.auth import install_auth
 from runtime.service import ServiceRuntime, build_app
-from schemas.events.cases import CaseReported
-from schemas.events.contacts import ContactRecorded
-from schemas.events.referrals import ReferralCreated
 from services.reporting.models import metadata
-from services.reporting.reports.handlers import on_case_reported, on_contact_recorded, on_referral_created
-from services.reporting.reports.views import router
+from services.reporting.projections import HANDLERS, topics
+from services.reporting.projections.checkpoint import ProjectionCheckpoint
 from services.reporting.settings import ReportingSettings
+from services.reporting.stats.lag import EndOffsets
+from services.reporting.stats.views import router as stats_router
+
+CONSUMER = "reporting.projections"
 
 
 def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     settings = settings or ReportingSettings()
     runtime = ServiceRuntime("reporting", metadata, settings)
-    runtime.add_consumer(
-        "reporting.aggregates",
-        {CaseReported: on_case_reported, ReferralCreated: on_referral_created, ContactRecorded: on_contact_recorded},
-    )
-    return build_app(runtime, [router], "Reporting", "Aggregates that analysts query. No personal data.")
+    runtime.add_consumer(CONSUMER, HANDLERS, checkpoint=ProjectionCheckpoint(runtime.uow))
+    app = build_app(runtime, [stats_router], "Reporting",
+                    "Figures analysts publish, built only from the event stream: contacts, cases, potential "
+                    "victims, referrals, outcomes and alert delivery. No personal data; small cells suppressed.")
+    app.state.settings = settings
+    app.state.end_offsets = ends = EndOffsets(settings.kafka_bootstrap_servers, topics(),
+                                              settings.reporting_lag_cache_s)
+
+    async def close_lag_client(stop) -> None:
+        await stop.wait()
+        await ends.close()
+
+    runtime.add_worker("lag-client", close_lag_client)
+    install_auth(app)
+    return app

@@ -21,9 +21,13 @@ async def emails_for(http: httpx.AsyncClient, stack, case_number: str) -> list[d
 
 
 async def reported_count(http: httpx.AsyncClient, stack, province: str) -> dict:
-    response = await http.get(f"{stack.url('reporting')}/reports/cases-by-province/{province}")
+    """Cases reported and referred in `province`, all time, exact (a reporting admin lifts suppression)."""
+    headers = {"Authorization": f"Bearer {stack.token('analyst', 'admin', sub='rep-e2e')}"}
+    response = await http.get(f"{stack.url('reporting')}/v1/stats/summary", headers=headers,
+                              params={"province": province, "suppress": "false"})
     assert response.status_code == 200, response.text
-    return response.json()
+    figures = {row["figure"]: row["value"] for row in response.json()["rows"]}
+    return {"cases_reported": figures["cases_reported"], "cases_referred": figures["cases_referred"]}
 
 
 async def wait_emails(http, stack, case_number: str, count: int = 1, timeout: float = 20.0) -> list[dict]:

@@ -2,7 +2,7 @@
 import asyncio
 import signal
 
-from tests.e2e.slice import operator_headers, report, wait_email
+from tests.e2e.slice import operator_headers, report, reported_count, wait_email
 from tests.support import eventually
 
 
@@ -53,8 +53,7 @@ async def test_sigterm_stops_a_service_cleanly_and_it_resumes(http, stack):
     await asyncio.to_thread(supervisor.wait_ready, "reporting", f"{stack.url('reporting')}/readyz", 120)
 
     async def counted():
-        r = await http.get(f"{stack.url('reporting')}/reports/cases-by-province/33")
-        return r.json()["cases_reported"] >= 1
+        return (await reported_count(http, stack, "33"))["cases_reported"] >= 1
 
     await eventually(counted, 30)
     await wait_email(http, stack, case["case_number"])

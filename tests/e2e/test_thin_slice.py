@@ -24,8 +24,7 @@ async def test_report_becomes_agency_email_and_reported_count(http, stack):
         now = await reported_count(http, stack, "01")
         return now if now["cases_reported"] == before["cases_reported"] + 1 else None
 
-    after = await eventually(counted)
-    assert after["province_name"] == "Thành phố Hà Nội"
+    await eventually(counted)
 
     async def referred():
         now = await reported_count(http, stack, "01")

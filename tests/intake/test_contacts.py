@@ -76,11 +76,14 @@ async def test_contact_personal_data_is_audited(operator, as_role):
 async def test_consultations_count_in_reporting_without_a_case(stack, client, as_role):
     api = as_role("operator", sub="op-report")
     body = call(channel="chat", started_at="2026-02-03T10:00:00+00:00", ended_at="2026-02-03T10:09:00+00:00")
-    url = f"{stack.url('reporting')}/reports/contacts"
+    url = f"{stack.url('reporting')}/v1/stats/contacts"
+    headers = {"Authorization": f"Bearer {stack.token('analyst', 'admin', sub='rep-1')}"}
+    params = {"from": "2026-02-01", "to": "2026-02-28", "group": "all", "by": "contact_type,channel",
+              "suppress": "false"}
 
     async def count() -> int:
-        rows = (await client.get(url, params={"month_from": "2026-02", "month_to": "2026-02"})).json()
-        return sum(r["contacts"] for r in rows if (r["contact_type"], r["channel"]) == ("consultation", "chat"))
+        rows = (await client.get(url, params=params, headers=headers)).json()["rows"]
+        return sum(r["value"] for r in rows if (r["contact_type"], r["channel"]) == ("consultation", "chat"))
 
     before = await count()
     for _ in range(2):

@@ -47,7 +47,7 @@ def where(units, kind):
 # ---- fact files ----------------------------------------------------------------------------------
 
 def test_regions_cover_all_34_provinces_exactly_once():
-    with (facts.DATA_DIR / "regions.csv").open(encoding="utf-8") as fh:
+    with facts.REGIONS_FILE.open(encoding="utf-8") as fh:
         listed = Counter(row["province_code"] for row in csv.DictReader(fh))
     assert set(listed) == set(provinces()) and set(listed.values()) == {1}
     assert Counter(facts.regions().values()) == {"north": 20, "central": 6, "south": 8}
@@ -61,10 +61,11 @@ def test_border_and_coastal_lists_match_domain_md():
 
 
 def test_every_fact_row_cites_its_source_and_marks_verify():
-    for name in ("border_provinces.csv", "coastal_provinces.csv", "regions.csv", "coast_guard_regions.csv"):
-        with (facts.DATA_DIR / name).open(encoding="utf-8") as fh:
+    for path in [facts.DATA_DIR / name for name in ("border_provinces.csv", "coastal_provinces.csv",
+                                                    "coast_guard_regions.csv")] + [facts.REGIONS_FILE]:
+        with path.open(encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
-                assert "domain.md" in row["source"] and "(verify)" in row["source"], (name, row)
+                assert "domain.md" in row["source"] and "(verify)" in row["source"], (path.name, row)
 
 
 def test_province_names_resolve_accent_exact_or_fail_loudly():
@@ -77,7 +78,7 @@ def test_a_fact_file_that_disagrees_with_the_map_fails_loudly(tmp_path, monkeypa
     (tmp_path / "regions.csv").write_text(
         "province_code,province_name,region,source\n01,Hà Nội,north,x\n04,Lạng Sơn,north,x\n99,Nowhere,east,x\n",
         encoding="utf-8")
-    monkeypatch.setattr(facts, "DATA_DIR", tmp_path)
+    monkeypatch.setattr(facts, "REGIONS_FILE", tmp_path / "regions.csv")
     with pytest.raises(facts.FactsError) as err:
         facts.regions.__wrapped__()
     text = str(err.value)

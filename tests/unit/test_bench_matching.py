@@ -4,7 +4,8 @@ from collections import Counter
 
 import pytest
 
-from bench.matching import by_fifth, focus
+from bench.matching import FOCUS, by_fifth
+from bench.profile import focus
 from bench.matching_mix import case_mix, record, records
 from runtime.cloudevents import decode
 from schemas import event_spec_for_model
@@ -74,7 +75,7 @@ def test_focus_counts_samples_by_what_the_code_does(tmp_path):
         "_run_module_as_main (<frozen runpy>:1);OutboxRelay.run (runtime/relay.py:36) 1\n"
         "Session.execute (sqlalchemy/orm/session.py:2488) 4\n"
     )
-    shares = {x["what"]: x["pct"] for x in focus(raw)}
+    shares = {x["what"]: x["pct"] for x in focus(raw, FOCUS)}
     assert shares["matching engine: match() / explain()"] == 37.5
     assert shares["outbox relay (OutboxRelay.run)"] == 12.5
     assert shares["statements in greenlets (callers cut off)"] == 50.0

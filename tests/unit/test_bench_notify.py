@@ -3,7 +3,7 @@ notify, the sums over the rows, the metrics parser and the table. No stack."""
 import pytest
 
 from bench import notify, notify_report
-from bench.profile import REPO_ROOT
+from bench.profile import GREENLETS, REPO_ROOT
 from runtime.cloudevents import decode
 from schemas import event_spec_for_model
 from schemas.events.common import Urgency
@@ -140,11 +140,11 @@ def test_focus_sums_what_notifys_code_does(tmp_path):
         f"{root};deliver ({REPO_ROOT}/services/notify/notifications/dispatcher.py);"
         f"send ({REPO_ROOT}/services/notify/delivery/sms/generic.py);post ({site}/httpx/_client.py) 5\n"
         f"_execute ({site}/sqlalchemy/engine/base.py);_do ({site}/asyncpg/connection.py) 2\n")
-    got = {x["what"]: x["pct"] for x in notify.focus(raw)}
+    got = {x["what"]: x["pct"] for x in notify.focus(raw, notify.FOCUS)}
     assert got["dispatcher: the claim (Dispatcher.claim)"] == 30.0
     assert got["  the provider call (GenericSmsProvider.send)"] == 50.0
     assert got["HTTP client: httpx, httpcore (any frame)"] == 50.0
-    assert got["SQLAlchemy (any frame)"] == 50.0 and got[notify.GREENLETS] == 20.0
+    assert got["SQLAlchemy (any frame)"] == 50.0 and got[GREENLETS] == 20.0
 
 
 def results() -> dict:

@@ -144,6 +144,7 @@ async def queue(uow: UnitOfWork, senders: Senders, book: TemplateBook, m: Messag
     uow.emit(NotificationStatusChanged(
         notification_id=notification_id, referral_id=m.referral_id, case_id=m.case_id, channel=target.channel,
         status=status, occurred_at=now, attempts=0, recipient=recipient,
+        kind=m.kind,
     ), key=str(m.case_id))
     return status is D.created
 

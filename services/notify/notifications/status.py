@@ -16,13 +16,14 @@ from services.notify.models import notifications
 
 n = notifications.c
 
-_EVENT_COLUMNS = (n.id, n.referral_id, n.case_id, n.channel, n.recipient, n.attempts, n.status)
+_EVENT_COLUMNS = (n.id, n.referral_id, n.case_id, n.channel, n.recipient, n.attempts, n.status, n.provider, n.kind)
 
 
 def emit_status(uow: UnitOfWork, row: Mapping[str, Any], status: D, at: datetime) -> None:
     uow.emit(NotificationStatusChanged(
         notification_id=row["id"], referral_id=row["referral_id"], case_id=row["case_id"], channel=row["channel"],
         status=status, occurred_at=at, attempts=row["attempts"], recipient=row["recipient"],
+        provider=row.get("provider"), kind=row.get("kind"),
     ), key=str(row["case_id"]))
 
 
@@ -44,7 +45,7 @@ async def move(uow: UnitOfWork, notification_id: uuid.UUID, status: D | None, va
     await uow.session.execute(update(notifications).where(n.id == notification_id).values(
         **values, updated_at=now, **({"status": status} if news else {})))
     if news:
-        emit_status(uow, row, status, now)
+        emit_status(uow, {**row, **values}, status, now)
     return before
 
 

@@ -21,7 +21,7 @@ import yaml
 
 from schemas.geography import communes, provinces
 from services.referral.directory import textforms
-from services.referral.directory.facts import REGIONS
+from schemas.geography import REGIONS
 from services.referral.directory.model import Contact, Level, Service, Unit, UnitKind, UnitStatus
 
 FIELDS = ("id", "code", "name", "kind", "level", "parent_code", "province_code", "commune_code", "region",

@@ -8,11 +8,10 @@ from collections import Counter
 from functools import cache
 from pathlib import Path
 
-from schemas.geography import provinces
+from schemas.geography import REGIONS_FILE, provinces, read_regions, region_problems
 from services.referral.directory.model import DirectoryIndex, Unit
 
 DATA_DIR = Path(__file__).parent / "data"
-REGIONS = ("north", "central", "south")  # hotline regions, north to south
 COUNTRIES = ("CN", "LA", "KH")  # land neighbours: China, Laos, Cambodia
 COUNTRY_NAMES = {"CN": "China", "LA": "Laos", "KH": "Cambodia"}
 COAST_GUARD_REGIONS = (1, 2, 3, 4)  # regional commands, north to south
@@ -42,13 +41,8 @@ def coast_guard_unit_code(region: int) -> str:
 @cache
 def regions() -> dict[str, str]:
     """Province code → hotline region; covers all 34 provinces exactly once."""
-    rows = _read("regions.csv")
-    problems = _check_provinces("regions.csv", rows)
-    problems += [f"regions.csv line {n}: unknown region {r['region']!r}" for n, r in rows if r["region"] not in REGIONS]
-    counts = Counter(r["province_code"] for _, r in rows)
-    problems += [f"regions.csv: province {c} listed {k} times" for c, k in counts.items() if k > 1]
-    problems += [f"regions.csv: province {c} missing" for c in sorted(set(provinces()) - set(counts))]
-    _raise(problems)
+    rows = read_regions(REGIONS_FILE)
+    _raise(_check_provinces("regions.csv", rows) + region_problems(rows))
     return {r["province_code"]: r["region"] for _, r in rows}
 
 

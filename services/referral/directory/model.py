@@ -99,7 +99,7 @@ class Unit:
     # Service area: a commune, a province, a hotline region, the nation, or a foreign country.
     province_code: str | None = None
     commune_code: str | None = None
-    region: str | None = None  # "north", "central", "south" (data/regions.csv)
+    region: str | None = None  # "north", "central", "south" (schemas/data/regions.csv)
     country: str | None = None  # ISO 3166-1 alpha-2, for counterparts abroad
     services: frozenset[Service] = frozenset()
     languages: frozenset[str] = frozenset({"vi"})
@@ -131,7 +131,7 @@ class DirectoryIndex:
     units: list[Unit]
     by_code: dict[str, Unit] = field(init=False)
     by_id: dict[UUID, Unit] = field(init=False)
-    # Geography the matcher asks about, from data/regions.csv, border_provinces.csv, coastal_provinces.csv
+    # Geography the matcher asks about, from schemas/data/regions.csv, data/border_provinces.csv, coastal_provinces.csv
     # and coast_guard_regions.csv (read by whoever builds the index, never by the matcher).
     province_regions: dict[str, str] = field(default_factory=dict)  # province code → hotline region
     border_provinces: frozenset[str] = frozenset()

@@ -1,0 +1,1 @@
+"""Privacy-preserving exports of reporting data."""
