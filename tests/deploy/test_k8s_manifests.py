@@ -45,7 +45,7 @@ from schemas.catalog import CATALOG
 REPO = Path(__file__).resolve().parents[2]
 K8S_DIR = REPO / "deploy" / "k8s"
 CRD_DIR = REPO.parent / "shared" / "crds"
-DOCS = REPO / "docs" / "operations-k8s.md"
+DOCS = REPO / "docs" / "operations.md"
 
 # The oldest Kubernetes minor we support and the newest kubernetes-validate ships.
 K8S_VERSIONS = ("1.33", "1.37")
@@ -62,7 +62,7 @@ MODELS: dict[tuple[str, str], type[pydantic.BaseModel]] = {
     ("monitoring.coreos.com/v1", "PrometheusRule"): monitoring.PrometheusRule,
 }
 # Secrets the manifests read but must not contain: created by ops (documented
-# in docs/operations-k8s.md) or by the CloudNativePG operator (<cluster>-app).
+# in docs/operations.md) or by the CloudNativePG operator (<cluster>-app).
 EXTERNAL_SECRETS = frozenset({"intake-pii-keys", "notify-smtp", "notify-keys", "notify-sms-providers",
                               "referral-link-secret"})
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
