@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test schemas bench bench-intake bench-matching bench-deadlines bench-notify bench-reporting clean-data
+.PHONY: install run test schemas bench bench-intake bench-matching bench-deadlines bench-notify bench-reporting clean-data images
 
 install: $(STAMP)
 
@@ -47,3 +47,13 @@ bench-reporting: install
 
 clean-data:
 	rm -rf .data
+
+# The one image of the four services (Dockerfile). Needs a running Docker engine with BuildKit.
+IMAGE_REPO ?= ghcr.io/hotline111/hotline111
+PROJECT_VERSION = $(shell sed -n '/^\[project\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' pyproject.toml)
+IMAGE_TAG ?= $(PROJECT_VERSION)
+images:
+	@docker info >/dev/null 2>&1 || { echo "make images: no Docker engine is reachable (docker info failed); run it where one is." >&2; exit 1; }
+	DOCKER_BUILDKIT=1 docker build --build-arg VERSION=$(PROJECT_VERSION) \
+		--label org.opencontainers.image.revision=$$(git rev-parse HEAD 2>/dev/null) \
+		-t $(IMAGE_REPO):$(IMAGE_TAG) .

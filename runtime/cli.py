@@ -25,7 +25,7 @@ def main(
     # Migrating needs only the database: secrets such as PII keys stay with the serving process.
     settings = (ServiceSettings if args.command == "migrate" else settings_cls)()
     if args.command == "migrate":
-        migrations.upgrade(migrations_dir, settings.database_url, schema)
+        migrations.upgrade(migrations_dir, settings.session_database_url, schema)
         print(f"{schema}: migrated to head", file=sys.stderr)
     elif args.command in extra:
         extra[args.command](settings)

@@ -140,9 +140,9 @@ class EventConsumer:
     async def _consume(self, stop: asyncio.Event) -> None:
         s = self._settings
         group = await self._checkpoint.group(self.name) if self._checkpoint else self.name
-        consumer = new_consumer(s.kafka_bootstrap_servers, group, s.kafka_fetch_max_wait_ms)
+        consumer = new_consumer(s.kafka, group, s.kafka_fetch_max_wait_ms)
         consumer.subscribe(self.topics, listener=self._assignment)
-        producer = new_producer(s.kafka_bootstrap_servers)
+        producer = new_producer(s.kafka)
         try:
             if not await start_with_retry(consumer, stop, self.name):
                 return

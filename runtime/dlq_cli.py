@@ -10,21 +10,22 @@ only letters not replayed before: progress is kept as the offsets of consumer gr
 import argparse
 import asyncio
 import json
-import os
 import sys
+from dataclasses import replace
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from runtime.dlq import DLQ_HEADERS, H_TOPIC
-from runtime.kafka import new_producer
+from runtime.kafka import KafkaAccess, client_args, new_producer
+from runtime.settings import ServiceSettings
 
 REPLAY_GROUP = "dlq-replay"
 
 
-async def read_all(bootstrap: str, topic: str, group: str | None = None) -> list:
+async def read_all(bootstrap: KafkaAccess | str, topic: str, group: str | None = None) -> list:
     """Every record now in `topic` (from the group's committed offsets if a group is given)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**client_args(bootstrap), group_id=group, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:
@@ -57,7 +58,7 @@ def describe(record) -> dict:
     }
 
 
-async def replay(bootstrap: str, topic: str, partition: int | None, offset: int | None) -> list[dict]:
+async def replay(bootstrap: KafkaAccess | str, topic: str, partition: int | None, offset: int | None) -> list[dict]:
     everything = partition is None
     records = await read_all(bootstrap, topic, REPLAY_GROUP if everything else None)
     if not everything:
@@ -78,11 +79,11 @@ async def replay(bootstrap: str, topic: str, partition: int | None, offset: int 
     return [describe(r) for r in records]
 
 
-async def _commit_progress(bootstrap: str, topic: str, records) -> None:
+async def _commit_progress(bootstrap: KafkaAccess | str, topic: str, records) -> None:
     last: dict[int, int] = {}
     for r in records:
         last[r.partition] = max(last.get(r.partition, -1), r.offset)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=REPLAY_GROUP, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_args(bootstrap), group_id=REPLAY_GROUP, enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign([TopicPartition(topic, p) for p in last])
@@ -96,19 +97,22 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["list", "replay"])
     parser.add_argument("topic", help="a dead-letter topic, e.g. intake.cases.v1.dlq")
-    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    parser.add_argument("--bootstrap", help="brokers, instead of KAFKA_BOOTSTRAP_SERVERS (the KAFKA_* security "
+                                            "settings still apply)")
     parser.add_argument("--partition", type=int)
     parser.add_argument("--offset", type=int)
     parser.add_argument("--all", action="store_true", help="replay every letter not replayed before")
     args = parser.parse_args(argv)
     if not args.topic.endswith(".dlq"):
         parser.error("topic must be a dead-letter topic (ending in .dlq)")
+    kafka = ServiceSettings().kafka
+    access = replace(kafka, bootstrap=args.bootstrap) if args.bootstrap else kafka
     if args.command == "list":
-        rows = [describe(r) for r in asyncio.run(read_all(args.bootstrap, args.topic))]
+        rows = [describe(r) for r in asyncio.run(read_all(access, args.topic))]
     else:
         if not args.all and (args.partition is None or args.offset is None):
             parser.error("replay needs --partition and --offset, or --all")
-        rows = asyncio.run(replay(args.bootstrap, args.topic, None if args.all else args.partition, args.offset))
+        rows = asyncio.run(replay(access, args.topic, None if args.all else args.partition, args.offset))
     for row in rows:
         print(json.dumps(row, ensure_ascii=False))
     print(f"{len(rows)} dead letter(s) {'listed' if args.command == 'list' else 'replayed'}", file=sys.stderr)

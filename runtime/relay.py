@@ -45,7 +45,7 @@ class OutboxRelay:
                 await self._stop_producer()
 
     async def _lead(self, stop: asyncio.Event) -> None:
-        conn = await asyncpg.connect(asyncpg_dsn(self._settings.database_url))
+        conn = await asyncpg.connect(asyncpg_dsn(self._settings.session_database_url))
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
                 if await _sleep(stop, 5.0):
@@ -83,7 +83,7 @@ class OutboxRelay:
 
     async def _publish(self, conn: asyncpg.Connection, rows, stop: asyncio.Event) -> None:
         if self._producer is None:
-            producer = new_producer(self._settings.kafka_bootstrap_servers)
+            producer = new_producer(self._settings.kafka)
             if not await start_with_retry(producer, stop, "relay"):
                 return
             self._producer = producer

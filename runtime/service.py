@@ -42,11 +42,11 @@ class ServiceRuntime:
         self.sessions = session_factory(self.engine)
         self.relay = OutboxRelay(name, self.schema, settings) if self.outbox is not None else None
         self.consumers: list[EventConsumer] = []
-        self._workers: list[tuple[str, Worker]] = []
+        self._workers: list[tuple[str, Worker, bool]] = []
         self.before_commit: list[BeforeCommit] = []  # runs in every unit of work's commit (runtime.uow)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
-        self._probe = BrokerProbe(settings.kafka_bootstrap_servers)
+        self._probe = BrokerProbe(settings.kafka)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.sessions, self.outbox, f"/hotline111/{self.name}", notify_channel(self.schema),
@@ -61,16 +61,36 @@ class ServiceRuntime:
         self.consumers.append(EventConsumer(group, topics, handlers, self.uow, self.inbox, self.settings,
                                             checkpoint=checkpoint))
 
-    def add_worker(self, name: str, worker: Worker) -> None:
-        self._workers.append((name, worker))
+    def add_worker(self, name: str, worker: Worker, everywhere: bool = False) -> None:
+        """A background loop of the worker role; `everywhere`: of the api role too (it serves the API)."""
+        self._workers.append((name, worker, everywhere))
 
     async def start(self) -> None:
         self._stop.clear()
         runners: list[tuple[str, Worker]] = []
-        if self.relay:
+        if self.relay:  # in every role: one relay per service leads (an advisory lock), wherever it runs
             runners.append(("relay", self.relay.run))
-        runners += [(c.name, c.run) for c in self.consumers] + self._workers
+        runners += [(c.name, c.run) for c in self.running_consumers]
+        runners += [(name, run) for name, run, everywhere in self._workers if everywhere or self.runs_workers]
         self._tasks = [asyncio.create_task(run(self._stop), name=name) for name, run in runners]
+
+    @property
+    def running(self) -> list[str]:
+        """The names of the loops this process runs: the relay, consumers by group, workers."""
+        return [task.get_name() for task in self._tasks if not task.done()]
+
+    @property
+    def runs_workers(self) -> bool:
+        """Whether this process consumes events and runs the background loops (SERVICE_ROLE all or worker)."""
+        return self.settings.service_role != "api"
+
+    @property
+    def serves_api(self) -> bool:
+        return self.settings.service_role != "worker"
+
+    @property
+    def running_consumers(self) -> list[EventConsumer]:
+        return self.consumers if self.runs_workers else []
 
     async def stop(self) -> None:
         """Graceful: each loop finishes the work in hand and commits, then connections close."""
@@ -93,11 +113,11 @@ class ServiceRuntime:
         except Exception:  # noqa: BLE001
             checks["database"] = "unreachable"
         checks["broker"] = "ok" if await self._probe.reachable() else "unreachable"
-        for c in self.consumers:
+        for c in self.running_consumers:
             checks[f"consumer:{c.name}"] = "assigned" if c.ready else "joining"
         # The broker is reported but does not fail readiness once started: with the outbox, an API
         # must keep taking work through a broker outage. Database down, or never joined, does fail it.
-        ready = checks["database"] == "ok" and all(c.ready for c in self.consumers)
+        ready = checks["database"] == "ok" and all(c.ready for c in self.running_consumers)
         return ready, checks
 
 
@@ -124,7 +144,7 @@ def build_app(runtime: ServiceRuntime, routers: Iterable[APIRouter], title: str,
     install_problem_handlers(app)
     app.add_middleware(RequestMetrics)
     app.include_router(_ops_router(runtime))
-    for router in routers:
+    for router in routers if runtime.serves_api else ():  # a worker answers probes and scrapes only
         app.include_router(router)
     # One server span per request; a span per ASGI send/receive message only adds cost and noise.
     # /ack/ paths carry a signed link: a span attribute must not keep the credential.

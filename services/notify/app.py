@@ -29,7 +29,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     handle = referral_handlers(senders, TemplateBook(), allow_fictitious=settings.notify_fictitious_numbers)
     runtime.add_consumer("notify.referrals", {event: handle for event in (
         ReferralCreated, ReferralReminder, ReferralEscalated, ReferralStatusChanged, ReferralContactFallback)})
-    runtime.add_worker("template-defaults", defaults_worker(runtime.sessions))
+    runtime.add_worker("template-defaults", defaults_worker(runtime.sessions), everywhere=True)
     runtime.add_worker("dispatcher", Dispatcher(runtime, settings, senders).run)
     runtime.add_worker("reconcile", Reconciler(runtime, settings, senders).run)
     app = build_app(

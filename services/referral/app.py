@@ -33,7 +33,7 @@ def create_app(settings: ReferralSettings | None = None) -> FastAPI:
     runtime.add_consumer("referral.cases", {CaseReported: handle, CaseUpdated: handle})
     # A group of its own: delivery reports never wait behind matching, nor matching behind them.
     runtime.add_consumer("referral.notifications", {NotificationStatusChanged: on_notification(referrer)})
-    runtime.add_worker("rules-watch", referrer.watch_rules)
+    runtime.add_worker("rules-watch", referrer.watch_rules, everywhere=True)
     runtime.add_worker("deadlines", deadline_worker(runtime.uow, referrer))
     app = build_app(
         runtime, [router, matching_router, agency_router, ack_router, directory_router], "Referral",

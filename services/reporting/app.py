@@ -20,13 +20,13 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
                     "Figures analysts publish, built only from the event stream: contacts, cases, potential "
                     "victims, referrals, outcomes and alert delivery. No personal data; small cells suppressed.")
     app.state.settings = settings
-    app.state.end_offsets = ends = EndOffsets(settings.kafka_bootstrap_servers, topics(),
+    app.state.end_offsets = ends = EndOffsets(settings.kafka, topics(),
                                               settings.reporting_lag_cache_s)
 
     async def close_lag_client(stop) -> None:
         await stop.wait()
         await ends.close()
 
-    runtime.add_worker("lag-client", close_lag_client)
+    runtime.add_worker("lag-client", close_lag_client, everywhere=True)
     install_auth(app)
     return app

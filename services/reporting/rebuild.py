@@ -51,7 +51,7 @@ async def wait_caught_up(engine: AsyncEngine, ends: EndOffsets, timeout_s: float
 
 async def _rebuild(settings: ReportingSettings) -> None:
     engine = create_engine(settings.database_url, 2)
-    ends = EndOffsets(settings.kafka_bootstrap_servers, topics(), 0)
+    ends = EndOffsets(settings.kafka, topics(), 0)
     try:
         generation = await request_rebuild(engine, f"cli:{getpass.getuser()}")
         print(f"reporting: projections emptied; generation {generation} replays every topic", file=sys.stderr)

@@ -70,7 +70,7 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                conn = await asyncpg.connect(asyncpg_dsn(self._s.database_url))
+                conn = await asyncpg.connect(asyncpg_dsn(self._s.session_database_url))
                 try:
                     await conn.add_listener(DISPATCH_CHANNEL, lambda *_: self._wake.set())
                     await self._loop(stop)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from runtime.kafka import KafkaAccess, client_args
 from runtime.logging import get_logger
 from services.reporting.models import positions, projection_state
 
@@ -26,8 +27,8 @@ class Lag(BaseModel):
 class EndOffsets:
     """The broker's end offset of every partition of `topics`, asked at most every `cache_s` seconds."""
 
-    def __init__(self, bootstrap: str, topics: list[str], cache_s: float):
-        self._bootstrap, self._topics, self._cache_s = bootstrap, topics, cache_s
+    def __init__(self, access: KafkaAccess | str, topics: list[str], cache_s: float):
+        self._access, self._topics, self._cache_s = access, topics, cache_s
         self._client: AIOKafkaConsumer | None = None
         self._value: dict[tuple[str, int], int] | None = None
         self._at = 0.0
@@ -43,7 +44,7 @@ class EndOffsets:
     async def _ask(self) -> dict[tuple[str, int], int] | None:
         try:
             if self._client is None:
-                client = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, request_timeout_ms=3000)
+                client = AIOKafkaConsumer(**client_args(self._access), request_timeout_ms=3000)
                 await asyncio.wait_for(client.start(), 3)
                 self._client = client
             await asyncio.wait_for(self._client.topics(), 3)
