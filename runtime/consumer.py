@@ -83,11 +83,21 @@ class _Decoded:
 
 
 class _Assignment(ConsumerRebalanceListener):
-    def __init__(self):
+    def __init__(self, consumer: str):
+        self.consumer = consumer
         self.partitions: set[TopicPartition] = set()
 
     async def on_partitions_revoked(self, revoked):
-        self.partitions -= set(revoked)
+        self.forget(revoked)
+
+    def forget(self, partitions) -> None:
+        """Another member reports them now: a stale lag series here would be summed twice."""
+        for tp in list(partitions):
+            self.partitions.discard(tp)
+            try:
+                CONSUMER_LAG.remove(self.consumer, tp.topic, str(tp.partition))
+            except KeyError:
+                pass
 
     async def on_partitions_assigned(self, assigned):
         self.partitions |= set(assigned)
@@ -115,7 +125,7 @@ class EventConsumer:
         self._settings = settings
         self._after_commit = after_commit  # test seam: simulate a crash between DB and offset commit
         self._checkpoint = checkpoint
-        self._assignment = _Assignment()
+        self._assignment = _Assignment(name)
         self._has_been_assigned = False
 
     @property
@@ -181,6 +191,7 @@ class EventConsumer:
         finally:
             await _quietly(consumer.stop())
             await _quietly(producer.stop())
+            self._assignment.forget(self._assignment.partitions)  # left the group, whatever the path
 
     async def _decode(self, record: ConsumerRecord, producer) -> _Decoded:
         """The record as an event with its handler; a record that is not one is dead-lettered here."""

@@ -13,7 +13,7 @@ from opentelemetry.trace import SpanKind
 
 from runtime.cloudevents import Envelope
 from runtime.db import asyncpg_dsn, notify_channel
-from runtime.kafka import new_producer, start_with_retry
+from runtime.kafka import new_producer
 from runtime.logging import get_logger
 from runtime.metrics import EVENTS_PRODUCED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
 from runtime.settings import ServiceSettings
@@ -31,6 +31,7 @@ class OutboxRelay:
         self._lock_key = zlib.crc32(f"outbox-relay:{schema}".encode())
         self._wake = asyncio.Event()
         self._producer = None
+        self._start_backoff = 0.2
         self.is_leader = False
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -56,6 +57,12 @@ class OutboxRelay:
             await self._loop(conn, stop)
         finally:
             await conn.close()  # releases the advisory lock and the listener
+            if self.is_leader:  # the next leader reports the backlog; a stale copy here would be summed
+                for gauge in (OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE):
+                    try:
+                        gauge.remove(self.service)
+                    except KeyError:
+                        pass
 
     async def _loop(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
         last_stats = last_purge = 0.0
@@ -83,10 +90,18 @@ class OutboxRelay:
 
     async def _publish(self, conn: asyncpg.Connection, rows, stop: asyncio.Event) -> None:
         if self._producer is None:
+            # One try per pass, not a retry loop: the loop goes on recording the backlog while the
+            # broker is away, so the outbox alerts see it grow.
             producer = new_producer(self._settings.kafka)
-            if not await start_with_retry(producer, stop, "relay"):
+            try:
+                await producer.start()
+            except Exception as exc:  # noqa: BLE001 - any start failure means: try again later
+                log.warning("kafka_start_failed", client="relay", error=type(exc).__name__)
+                await _quietly_stop(producer)
+                await _sleep(stop, self._start_backoff)
+                self._start_backoff = min(self._start_backoff * 2, 5.0)
                 return
-            self._producer = producer
+            self._producer, self._start_backoff = producer, 0.2
         futures = []
         for row in rows:
             carrier = json.loads(row["trace"]) if isinstance(row["trace"], str) else dict(row["trace"])
@@ -144,10 +159,14 @@ class OutboxRelay:
     async def _stop_producer(self) -> None:
         if self._producer is not None:
             producer, self._producer = self._producer, None
-            try:
-                await asyncio.wait_for(producer.stop(), 5)
-            except Exception:  # noqa: BLE001
-                pass
+            await _quietly_stop(producer)
+
+
+async def _quietly_stop(producer) -> None:
+    try:
+        await asyncio.wait_for(producer.stop(), 5)
+    except Exception:  # noqa: BLE001
+        pass
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> bool:

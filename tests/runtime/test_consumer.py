@@ -5,11 +5,12 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from aiokafka import TopicPartition
 from sqlalchemy import insert
 
 from runtime import dlq_cli
-from runtime.consumer import EventConsumer, Rejoin
-from runtime.metrics import EVENTS_CONSUMED
+from runtime.consumer import EventConsumer, Rejoin, _Assignment
+from runtime.metrics import CONSUMER_LAG, EVENTS_CONSUMED
 from schemas.events.cases import CaseReported
 from tests.runtime.scratch import make_scratch
 from tests.support import create_topics, envelope_headers, eventually, produce, read_topic, unique
@@ -216,3 +217,13 @@ async def _async(value):
 
 async def _has(scratch, event) -> bool:
     return await scratch.effect_count(event.case_id) == 1
+
+
+async def test_a_revoked_partition_stops_reporting_lag_from_this_member():
+    """After a rebalance another member reports the partition; a series left here would be summed twice."""
+    assignment, tp = _Assignment("lag-test"), TopicPartition("intake.cases.v1", 4)
+    await assignment.on_partitions_assigned([tp])
+    CONSUMER_LAG.labels("lag-test", tp.topic, "4").set(7)
+    await assignment.on_partitions_revoked([tp, TopicPartition("intake.cases.v1", 5)])  # 5 never had a series
+    assert not assignment.partitions
+    assert all(s.labels.get("consumer") != "lag-test" for m in CONSUMER_LAG.collect() for s in m.samples)

@@ -7,8 +7,10 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, insert, select, text
 
+from devstack.procs import free_port
 from runtime.db import notify_channel
 from runtime.relay import OutboxRelay
 from tests.runtime.scratch import make_scratch
@@ -101,3 +103,32 @@ async def test_events_written_while_broker_is_frozen_go_out_when_it_returns(stac
         stop.set()
         await asyncio.wait_for(task, 30)
     assert {uuid.UUID(dict(r.headers)["ce_id"].decode()) for r in records} == set(ids)
+
+
+async def test_while_no_broker_answers_the_backlog_is_still_reported(stack, scratch):
+    """The outbox alerts must see a broker outage: the relay goes on measuring what waits, and a relay
+    that stops leading takes its figures with it (the next leader reports them)."""
+    nowhere = scratch.settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{free_port()}"})
+    stop, relay = asyncio.Event(), OutboxRelay("test-no-broker", scratch.schema, nowhere)
+    task = asyncio.create_task(relay.run(stop))
+
+    async def gauge(name: str) -> float | None:
+        return REGISTRY.get_sample_value(name, {"service": "test-no-broker"})
+
+    try:
+        ids = await write_events(scratch, "test.nowhere", ["a"], per_key=3)
+        assert await eventually(lambda: _equals(gauge("outbox_backlog"), len(ids)), 20)
+        first = await gauge("outbox_oldest_unpublished_seconds")
+        assert await eventually(lambda: _above(gauge("outbox_oldest_unpublished_seconds"), first), 20)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    assert await gauge("outbox_backlog") is None, "a relay that stopped leading left its figure behind"
+
+
+async def _equals(value, expected) -> bool:
+    return await value == expected
+
+
+async def _above(value, floor) -> bool:
+    return (await value or 0) > floor

@@ -29,6 +29,7 @@ from schemas.events.referrals import (
 from services.notify.delivery.registry import Senders
 from services.notify.delivery.webhook import cloudevent_for
 from services.notify.models import SCHEMA, notifications
+from services.notify.notifications.status import count_finished
 from services.notify.recipients import InvalidRecipient, normalise
 from services.notify.templates.kinds import context_for, facts_of, kind_of, language_of
 from services.notify.templates.rendering import render
@@ -141,6 +142,7 @@ async def queue(uow: UnitOfWork, senders: Senders, book: TemplateBook, m: Messag
     )
     if inserted is None:
         return False
+    count_finished(uow, target.channel, status)  # born failed (a bad number, no provider): an outcome too
     uow.emit(NotificationStatusChanged(
         notification_id=notification_id, referral_id=m.referral_id, case_id=m.case_id, channel=target.channel,
         status=status, occurred_at=now, attempts=0, recipient=recipient,

@@ -5,16 +5,48 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from prometheus_client import Counter
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session, SessionTransaction
 
 from runtime.service import ServiceRuntime
 from runtime.uow import UnitOfWork
 from schemas.events.notifications import DeliveryStatus as D
-from schemas.events.notifications import NotificationStatusChanged
-from services.notify.delivery.states import moves_forward
+from schemas.events.notifications import NotificationChannel, NotificationStatusChanged
+from services.notify.delivery.states import TERMINAL, moves_forward
 from services.notify.models import notifications
 
 n = notifications.c
+
+# Terminal outcomes, the denominator of a true failure rate (provider attempts count retries). Every series
+# exists from the start at 0: a rate over a counter's first appearance sees no increase.
+FINISHED = Counter("notify_notifications_finished_total",
+                   "Notifications that reached a terminal status (delivered or a failure), by channel and status",
+                   ["channel", "status"])
+for _channel in NotificationChannel:
+    for _status in TERMINAL:
+        FINISHED.labels(_channel.value, _status.value)
+_FINISHED = "notify.finished"  # Session.info key: the terminal moves its transaction made, counted at commit
+
+
+def count_finished(uow: UnitOfWork, channel: str, status: D) -> None:
+    """Count a message that became terminal in `uow`, once its transaction commits: a rolled-back move (made
+    again later) is not counted, so each message counts exactly once."""
+    if status in TERMINAL:
+        uow.session.info.setdefault(_FINISHED, []).append((str(channel), D(status).value))
+
+
+@event.listens_for(Session, "after_commit")
+def _count_committed(session: Session) -> None:
+    if not session.in_nested_transaction():  # a savepoint's commit is not yet the transaction's
+        for channel, status in session.info.pop(_FINISHED, ()):
+            FINISHED.labels(channel, status).inc()
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_uncommitted(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # rolled back or closed: what is left never happened
+        session.info.pop(_FINISHED, None)
 
 _EVENT_COLUMNS = (n.id, n.referral_id, n.case_id, n.channel, n.recipient, n.attempts, n.status, n.provider, n.kind)
 
@@ -46,6 +78,7 @@ async def move(uow: UnitOfWork, notification_id: uuid.UUID, status: D | None, va
         **values, updated_at=now, **({"status": status} if news else {})))
     if news:
         emit_status(uow, {**row, **values}, status, now)
+        count_finished(uow, row["channel"], status)
     return before
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from prometheus_client import Counter
 from sqlalchemy import Text, cast, func, select, update
 
 from runtime.logging import get_logger
@@ -30,6 +31,26 @@ REMIND, ESCALATE = "remind", "escalate"
 LADDER_RULE = "escalation"  # the trace's rule for a unit chosen by climbing the ladder, not by the rules
 LAW_ENFORCEMENT = {UnitKind.police_commune, UnitKind.police_province, UnitKind.police_national,
                    UnitKind.border_guard_province, UnitKind.border_post, UnitKind.coast_guard_region}
+# Why an escalation referred no new unit.
+TOP_OF_LADDER, UNIT_REMOVED, ABOVE_HAS_CASE = "top-of-ladder", "unit-removed", "above-already-referred"
+
+# Counted once a scan's transaction has committed, so a rolled-back scan (fired again later) counts once.
+# Labels are bounded enums, never a case or a unit. Every series exists from the start at 0: a rate over
+# a counter's first appearance sees no increase, and the first emergency breach is the one that matters.
+BREACHES = Counter("referral_deadline_breaches_total",
+                   "Acknowledgement deadlines missed, by the step fired (remind, then escalate) and urgency",
+                   ["step", "urgency"])
+UNPLACED = Counter("referral_escalations_unplaced_total",
+                   "Escalations that referred no new unit (top of the ladder, unit removed, units above have the case)",
+                   ["urgency", "reason"])
+SCANS = Counter("referral_deadline_scans_total", "Deadline scans, by outcome (ok, failed)", ["outcome"])
+for _urgency in Urgency:
+    for _step in (REMIND, ESCALATE):
+        BREACHES.labels(_step, _urgency.value)
+    for _reason in (TOP_OF_LADDER, UNIT_REMOVED, ABOVE_HAS_CASE):
+        UNPLACED.labels(_urgency.value, _reason)
+for _outcome in ("ok", "failed"):
+    SCANS.labels(_outcome)
 
 
 CASE_LOCKS = 0x7265_6631  # advisory lock class of "a scanner holds this case" (two-int keys: own space)
@@ -46,6 +67,8 @@ def _case_is_ours():
 class Fired:
     reminders: int = 0
     escalations: int = 0
+    breaches: list[tuple[str, str]] = field(default_factory=list)  # (step, urgency) per fired step
+    unplaced: list[tuple[str, str]] = field(default_factory=list)  # (urgency, reason) per dead-end escalation
 
     @property
     def total(self) -> int:
@@ -74,12 +97,20 @@ async def fire_due(uow: UnitOfWork, referrer: Referrer, now: datetime, limit: in
         if row["due_step"] == REMIND and unit is not None:
             reminded[Urgency(row["urgency"])].append((row, unit))
         else:  # escalate (or remind a unit since removed from the directory: nobody to remind)
-            await _escalate(uow, referrer, row, unit, directory, now)
+            urgency = Urgency(row["urgency"]).value
+            if dead_end := await _escalate(uow, referrer, row, unit, directory, now):
+                fired.unplaced.append((urgency, dead_end))
             fired.escalations += 1
+            fired.breaches.append((ESCALATE, urgency))
     for urgency, rows in reminded.items():
         await _remind(uow, referrer, urgency, rows, now)
         fired.reminders += len(rows)
+        fired.breaches += [(REMIND, urgency.value)] * len(rows)
     await uow.commit()
+    for step, urgency in fired.breaches:
+        BREACHES.labels(step, urgency).inc()
+    for urgency, reason in fired.unplaced:
+        UNPLACED.labels(urgency, reason).inc()
     return fired
 
 
@@ -99,8 +130,9 @@ async def _remind(uow: UnitOfWork, referrer: Referrer, urgency: Urgency, rows: l
 
 
 async def _escalate(uow: UnitOfWork, referrer: Referrer, row, unit: Unit | None, directory: DirectoryIndex,
-                    now: datetime) -> None:
-    """One level up, skipping units the case already reaches; the overdue referral stays open."""
+                    now: datetime) -> str | None:
+    """One level up, skipping units the case already reaches; the overdue referral stays open. Returns why
+    no new unit was referred (TOP_OF_LADDER, UNIT_REMOVED, ABOVE_HAS_CASE), or None when one was."""
     await uow.session.execute(update(referrals).where(referrals.c.id == row["id"]).values(
         due_step=None, due_at=None, escalated_at=now, updated_at=now))
     target, new_id = None, None
@@ -119,6 +151,8 @@ async def _escalate(uow: UnitOfWork, referrer: Referrer, row, unit: Unit | None,
     if target is None:  # the top, or every unit above already has the case
         log.warning("referral_escalation_no_new_unit", referral_id=str(row["id"]), case_number=row["case_number"],
                     reason="every unit above already has the case" if above else "top of the ladder")
+        return ABOVE_HAS_CASE if above else TOP_OF_LADDER if unit else UNIT_REMOVED
+    return None
 
 
 async def refer_up(uow: UnitOfWork, referrer: Referrer, row, target: Unit, now: datetime, *,
@@ -144,8 +178,10 @@ def deadline_worker(uows: Callable[[], UnitOfWork], referrer: Referrer,
             try:
                 async with uows() as uow:
                     fired = await fire_due(uow, referrer, clock())
+                SCANS.labels("ok").inc()
             except Exception:  # a failed scan is retried at the next tick; its transaction rolled back
                 log.exception("deadline_scan_failed")
+                SCANS.labels("failed").inc()
                 fired = Fired()
             if fired.total:
                 log.info("deadlines_fired", reminders=fired.reminders, escalations=fired.escalations)
