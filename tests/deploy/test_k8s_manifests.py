@@ -51,6 +51,8 @@ DOCS = REPO / "docs" / "operations.md"
 K8S_VERSIONS = ("1.33", "1.37")
 NAMESPACE = "hotline111"
 SERVICES = ("intake", "referral", "notify", "reporting")
+ROLES = ("api", "worker")  # each service: its HTTP API, and its consumers and loops (SERVICE_ROLE)
+DEPLOYED = [(svc, role) for svc in SERVICES for role in ROLES]
 IMAGE_REPO = "ghcr.io/hotline111/hotline111"
 CRD_GROUPS = frozenset({"kafka.strimzi.io", "postgresql.cnpg.io"})
 # Kinds validated against cloudcoil's typed models (no CRD files for them in shared/crds).
@@ -71,7 +73,8 @@ KUSTOMIZATION_KEYS = frozenset(
 )
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 SECRET_LIKE = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.IGNORECASE)
-OIDC_POLICY = "services-allow-oidc"  # egress of every service pod to the OIDC provider's JWKS
+OIDC_POLICY = "services-allow-oidc"
+KAFKA_PORT = 9093  # the services' listener (common.env KAFKA_BOOTSTRAP_SERVERS)  # egress of every service pod to the OIDC provider's JWKS
 
 
 # --------------------------------------------------------------------------- loading
@@ -172,8 +175,8 @@ def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     return True
 
 
-def pod_labels(svc: str) -> dict[str, str]:
-    return one("Deployment", svc)["spec"]["template"]["metadata"]["labels"]
+def pod_labels(svc: str, role: str = "api") -> dict[str, str]:
+    return one("Deployment", f"{svc}-{role}")["spec"]["template"]["metadata"]["labels"]
 
 
 def kafka() -> dict[str, Any]:
@@ -415,7 +418,7 @@ def _kustomize_command() -> list[str] | None:
     return None
 
 
-ENTRY_POINTS = [K8S_DIR / "base"] + sorted(
+ENTRY_POINTS = [K8S_DIR / "base", K8S_DIR / "ops"] + sorted(
     p for p in (K8S_DIR / "overlays").glob("*") if (p / "kustomization.yaml").is_file()
 )
 
@@ -443,7 +446,7 @@ def test_rendered_kustomization_validates(root: Path) -> None:
         if (doc["apiVersion"], doc["kind"]) not in MODELS and not is_core(doc) and not CRD_DIR.is_dir():
             continue  # CRD objects: covered by test_custom_object_validates_against_crd's skip
         validate_any(doc, where)
-        if doc["kind"] == "Deployment":
+        if doc["kind"] == "Deployment" and doc["metadata"]["labels"].get("app.kubernetes.io/component") in ROLES:
             pod = doc["spec"]["template"]["spec"]
             for c in pod.get("initContainers", []) + pod["containers"]:
                 assert c["image"].startswith(IMAGE_REPO + ":"), f"{where}: image {c['image']}"
@@ -496,16 +499,19 @@ def test_kafka_cluster() -> None:
     assert brokers >= 3, "replicas 3 needs three brokers"
     assert controllers >= 3 and controllers % 2 == 1, "a KRaft quorum needs an odd number (>= 3) of controllers"
 
-    listeners = {(x["port"], x["tls"]) for x in k["spec"]["kafka"]["listeners"]}
-    assert (9092, False) in listeners
-    assert common_env()["KAFKA_BOOTSTRAP_SERVERS"] == f"{name}-kafka-bootstrap:9092"
-
-    # The client listener admits the service pods (Strimzi makes a NetworkPolicy of it).
-    plain = next(x for x in k["spec"]["kafka"]["listeners"] if x["port"] == 9092)
-    for svc in SERVICES:
-        assert any(selects(p.get("podSelector", {}), pod_labels(svc)) for p in plain["networkPolicyPeers"]), (
-            f"Kafka listener {plain['name']} does not admit {svc}"
-        )
+    # The services' listener: TLS, SCRAM users, ACLs (authorization simple); no plaintext one.
+    listeners = {x["port"]: x for x in k["spec"]["kafka"]["listeners"]}
+    assert all(x["tls"] for x in listeners.values()), "every listener is TLS"
+    services = listeners[KAFKA_PORT]
+    assert services["authentication"]["type"] == "scram-sha-512"
+    assert k["spec"]["kafka"]["authorization"]["type"] == "simple"
+    env = common_env()
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == f"{name}-kafka-bootstrap:{KAFKA_PORT}"
+    assert (env["KAFKA_SECURITY_PROTOCOL"], env["KAFKA_SASL_MECHANISM"]) == ("SASL_SSL", "SCRAM-SHA-512")
+    # It admits the service pods (Strimzi makes a NetworkPolicy of it).
+    for svc, role in DEPLOYED:
+        assert any(selects(p.get("podSelector", {}), pod_labels(svc, role))
+                   for p in services["networkPolicyPeers"]), f"Kafka listener {services['name']} rejects {svc}-{role}"
 
 
 # ------------------------------------------------------------------------ services
@@ -514,24 +520,29 @@ def test_kafka_cluster() -> None:
 def test_every_catalogue_service_is_deployed() -> None:
     named = {t.producer for t in CATALOG.topics} | {c for t in CATALOG.topics for c in t.consumers}
     assert named <= set(SERVICES), f"catalogue names services without manifests: {named - set(SERVICES)}"
-    assert {d["metadata"]["name"] for d in of_kind("Deployment")} == set(SERVICES)
+    services = {d["metadata"]["name"] for d in of_kind("Deployment")
+                if d["metadata"]["labels"].get("app.kubernetes.io/component") in ROLES}
+    assert services == {f"{svc}-{role}" for svc, role in DEPLOYED}
 
 
-def _containers(svc: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-    pod = one("Deployment", svc)["spec"]["template"]["spec"]
+def _containers(svc: str, role: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    pod = one("Deployment", f"{svc}-{role}")["spec"]["template"]["spec"]
     return pod, pod.get("initContainers", []), pod["containers"]
 
 
-@pytest.mark.parametrize("svc", SERVICES)
-def test_deployment_runs_the_service(svc: str) -> None:
-    deployment = one("Deployment", svc)
-    assert selects(deployment["spec"]["selector"], pod_labels(svc))
-    assert pod_labels(svc)["app.kubernetes.io/component"] == "service"
-    assert pod_labels(svc)["app.kubernetes.io/part-of"] == "hotline111"
-    pod, inits, containers = _containers(svc)
+@pytest.mark.parametrize("svc, role", DEPLOYED)
+def test_deployment_runs_the_service(svc: str, role: str) -> None:
+    deployment = one("Deployment", f"{svc}-{role}")
+    labels = pod_labels(svc, role)
+    assert selects(deployment["spec"]["selector"], labels)
+    assert not selects(deployment["spec"]["selector"], pod_labels(svc, "worker" if role == "api" else "api"))
+    assert labels["app.kubernetes.io/component"] == role and labels["app.kubernetes.io/part-of"] == "hotline111"
+    assert "replicas" not in deployment["spec"], "its autoscaler owns the replica count"
+    pod, inits, containers = _containers(svc, role)
     assert len(containers) == 1
     main = containers[0]
     assert main["command"] == ["python", "-m", f"services.{svc}"]
+    assert {"name": "SERVICE_ROLE", "value": role} in main["env"]
     commands = [c["command"] for c in inits]
     assert commands[0] == ["python", "-m", f"services.{svc}", "migrate"], "migrations run first"
     if svc == "referral":
@@ -547,9 +558,9 @@ def test_deployment_runs_the_service(svc: str) -> None:
     assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
 
 
-@pytest.mark.parametrize("svc", SERVICES)
-def test_deployment_is_locked_down_and_sized(svc: str) -> None:
-    pod, inits, containers = _containers(svc)
+@pytest.mark.parametrize("svc, role", DEPLOYED)
+def test_deployment_is_locked_down_and_sized(svc: str, role: str) -> None:
+    pod, inits, containers = _containers(svc, role)
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] > 0
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -572,9 +583,9 @@ def _env_sources(c: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[str
     return env, config_maps
 
 
-@pytest.mark.parametrize("svc", SERVICES)
-def test_deployment_environment(svc: str) -> None:
-    _, inits, containers = _containers(svc)
+@pytest.mark.parametrize("svc, role", DEPLOYED)
+def test_deployment_environment(svc: str, role: str) -> None:
+    pod, inits, containers = _containers(svc, role)
     for c in inits + containers:
         where = f"{svc}/{c['name']}"
         env, config_maps = _env_sources(c)
@@ -587,17 +598,27 @@ def test_deployment_environment(svc: str) -> None:
             if SECRET_LIKE.search(e["name"]):
                 assert "value" not in e, f"{where}: {e['name']} must come from a Secret"
         assert env["DATABASE_URL"]["value"].startswith("postgresql+asyncpg://"), where
+        assert f"@{svc}-db-pooler-rw:5432/{svc}" in env["DATABASE_URL"]["value"], f"{where}: through the pooler"
+        assert f"@{svc}-db-rw:5432/{svc}" in env["DATABASE_DIRECT_URL"]["value"], f"{where}: sessions direct"
         secrets = {
             e["valueFrom"]["secretKeyRef"]["name"]
             for e in env.values()
             if e["name"].startswith("DB_") and "valueFrom" in e
         }
         assert secrets == {f"{svc}-db-app"}, f"{where}: must read only its own database's Secret"
-        for key in ("KAFKA_BOOTSTRAP_SERVERS", "LOG_LEVEL", "PORT", "HOST"):
+        for key in ("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SSL_CAFILE",
+                    "LOG_LEVEL", "PORT", "HOST"):
             assert key in common_env(), key
 
     main = containers[0]
     env, config_maps = _env_sources(main)
+    # Its own Kafka user, and the cluster CA mounted where KAFKA_SSL_CAFILE points.
+    assert env["KAFKA_SASL_USERNAME"]["value"] == svc
+    assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": svc, "key": "password"}
+    ca_dir = common_env()["KAFKA_SSL_CAFILE"].rpartition("/")[0]
+    mount = next(m for m in main["volumeMounts"] if m["mountPath"] == ca_dir)
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["secretName"] == f"{kafka()['metadata']['name']}-cluster-ca-cert"
     if svc == "intake":
         assert env["PII_ENCRYPTION_KEYS"]["valueFrom"]["secretKeyRef"]["name"] == "intake-pii-keys"
         assert env["PII_HMAC_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "intake-pii-keys"
@@ -625,18 +646,22 @@ def test_secret_references_are_known_and_documented() -> None:
                 ref = e.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
                     referenced.add(ref["name"])
+    # CloudNativePG's <cluster>-app, and Strimzi's Secret for each KafkaUser.
     generated = {f"{c['metadata']['name']}-app" for c in of_kind("Cluster")}
+    generated |= {u["metadata"]["name"] for u in of_kind("KafkaUser")}
     assert referenced - generated == EXTERNAL_SECRETS
     docs = DOCS.read_text()
     for name in EXTERNAL_SECRETS:
         assert name in docs, f"{DOCS.name} does not tell ops how to create Secret {name}"
 
 
-@pytest.mark.parametrize("svc", SERVICES)
-def test_service_service_monitor_and_pdb(svc: str) -> None:
-    labels = pod_labels(svc)
-    service = one("Service", svc)
+@pytest.mark.parametrize("svc, role", DEPLOYED)
+def test_service_service_monitor_and_pdb(svc: str, role: str) -> None:
+    labels = pod_labels(svc, role)
+    service = one("Service", svc if role == "api" else f"{svc}-{role}")
     assert selects({"matchLabels": service["spec"]["selector"]}, labels)
+    other = pod_labels(svc, "worker" if role == "api" else "api")
+    assert not selects({"matchLabels": service["spec"]["selector"]}, other), "the API Service routes to the API only"
     assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
 
     monitors = [m for m in of_kind("ServiceMonitor") if selects(m["spec"]["selector"], service["metadata"]["labels"])]
@@ -647,11 +672,45 @@ def test_service_service_monitor_and_pdb(svc: str) -> None:
         assert endpoint["path"] == "/metrics"
 
     pdbs = [p for p in of_kind("PodDisruptionBudget") if selects(p["spec"]["selector"], labels)]
-    assert len(pdbs) == 1, f"{svc}: expected one PodDisruptionBudget"
-    replicas = one("Deployment", svc)["spec"]["replicas"]
-    assert replicas >= 2, f"{svc}: a PodDisruptionBudget needs more than one replica to allow drains"
+    assert len(pdbs) == 1, f"{svc}-{role}: expected one PodDisruptionBudget"
     spec = pdbs[0]["spec"]
-    assert spec.get("maxUnavailable", 0) >= 1 or spec["minAvailable"] < replicas, f"{svc}: PDB blocks all drains"
+    assert spec.get("maxUnavailable", 0) >= 1, f"{svc}-{role}: a PDB must let a drain evict a pod"
+
+
+def test_ops_tools_reach_kafka_as_the_services_do() -> None:
+    """The DLQ tool (deploy/k8s/ops) cannot read the base's common.env; its Kafka settings must equal them."""
+    (generator,) = yaml.safe_load((K8S_DIR / "ops" / "kustomization.yaml").read_text())["configMapGenerator"]
+    literals = dict(item.split("=", 1) for item in generator["literals"])
+    assert {k: v for k, v in common_env().items() if k.startswith("KAFKA_")} == {
+        k: v for k, v in literals.items() if k.startswith("KAFKA_")}
+    (tool,) = [d for d in of_kind("Pod") if d["metadata"]["name"] == "dlq-tool"]
+    env = {e["name"]: e for e in tool["spec"]["containers"][0]["env"]}
+    assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == env["KAFKA_SASL_USERNAME"]["value"]
+    assert tool["spec"]["activeDeadlineSeconds"] <= 3600, "the tool goes away on its own"
+
+
+def test_ingress_serves_each_api_over_tls_at_the_addresses_the_services_give_out() -> None:
+    (ingress,) = of_kind("Ingress")
+    hosts = {rule["host"]: rule for rule in ingress["spec"]["rules"]}
+    covered = {h for tls in ingress["spec"]["tls"] for h in tls["hosts"]}
+    assert covered == set(hosts), "every host has a certificate"
+    assert all(tls.get("secretName") for tls in ingress["spec"]["tls"])
+    served = set()
+    for host, rule in hosts.items():
+        for path in rule["http"]["paths"]:
+            backend = path["backend"]["service"]
+            service = one("Service", backend["name"])
+            assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}, host
+            assert service["metadata"]["labels"]["app.kubernetes.io/component"] == "api", f"{host}: an API Service"
+            served.add(backend["name"])
+    assert served == set(SERVICES)
+    # The links and callbacks the services hand out point at hosts the ingress serves.
+    public = {
+        "REFERRAL_PUBLIC_URL": read_env_file(K8S_DIR / "base" / "referral" / "referral.env")["REFERRAL_PUBLIC_URL"],
+        "SMS_CALLBACK_BASE_URL": read_env_file(K8S_DIR / "base" / "notify" / "notify.env")["SMS_CALLBACK_BASE_URL"],
+    }
+    for name, url in public.items():
+        assert url.startswith("https://") and url.removeprefix("https://").split("/")[0] in hosts, name
 
 
 def test_service_monitors() -> None:
@@ -682,9 +741,9 @@ def _ports(rule: dict[str, Any]) -> set[Any]:
     return {p["port"] for p in rule.get("ports", [])}
 
 
-@pytest.mark.parametrize("svc", SERVICES)
-def test_service_egress_reaches_only_its_database_and_kafka(svc: str) -> None:
-    policies = _policies_for(pod_labels(svc))
+@pytest.mark.parametrize("svc, role", DEPLOYED)
+def test_service_egress_reaches_only_its_database_and_kafka(svc: str, role: str) -> None:
+    policies = _policies_for(pod_labels(svc, role))
     assert any(
         set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"} and not p["spec"].get("ingress")
         and not p["spec"].get("egress")
@@ -709,16 +768,23 @@ def test_service_egress_reaches_only_its_database_and_kafka(svc: str) -> None:
                     assert pods["cnpg.io/cluster"] == f"{svc}-db", f"{svc} may reach {pods['cnpg.io/cluster']}"
                     assert _ports(rule) == {5432}
                     reached.add("database")
+                elif "cnpg.io/poolerName" in pods and not namespaces:
+                    assert pods["cnpg.io/poolerName"] == f"{svc}-db-pooler-rw", f"{svc} may reach {pods}"
+                    assert _ports(rule) == {5432}
+                    reached.add("pooler")
                 elif pods.get("strimzi.io/cluster") == kafka_name and not namespaces:
-                    assert _ports(rule) == {9092}
+                    assert _ports(rule) == {KAFKA_PORT}
                     reached.add("kafka")
+                elif pods.get("app.kubernetes.io/name") == "otel-collector" and not namespaces:
+                    assert _ports(rule) <= {4317, 4318}, "OTLP only"
+                    reached.add("telemetry")
                 elif "ipBlock" in peer and svc == "notify":
                     # SMTP submission and HTTPS (SMS provider) only.
                     assert _ports(rule) <= {465, 587, 443}
                     reached.add("outside")
                 else:
                     pytest.fail(f"{svc}: unexpected egress peer {peer} in {policy['metadata']['name']}")
-    assert {"dns", "database", "kafka", "oidc"} <= reached, f"{svc} reaches only {sorted(reached)}"
+    assert {"dns", "database", "pooler", "kafka", "oidc", "telemetry"} <= reached, f"{svc} reaches only {sorted(reached)}"
 
 
 def test_services_verify_tokens_with_the_oidc_provider() -> None:
@@ -745,11 +811,63 @@ def test_database_accepts_only_its_service(svc: str) -> None:
     db_labels = {"cnpg.io/cluster": f"{svc}-db"}
     policies = _policies_for(db_labels)
     assert policies, f"{svc}-db has no ingress NetworkPolicy"
-    for other in SERVICES:
+    for other, role in DEPLOYED:
         admitted = any(
-            selects(peer.get("podSelector", {}), pod_labels(other)) and "namespaceSelector" not in peer
+            selects(peer.get("podSelector", {}), pod_labels(other, role)) and "namespaceSelector" not in peer
             for p in policies
             for rule in p["spec"].get("ingress", [])
             for peer in rule.get("from", [])
         )
-        assert admitted == (other == svc), f"{svc}-db {'rejects' if other == svc else 'admits'} {other}"
+        assert admitted == (other == svc), f"{svc}-db {'rejects' if other == svc else 'admits'} {other}-{role}"
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_each_database_has_a_pooler_only_its_service_reaches(svc: str) -> None:
+    pooler = one("Pooler", f"{svc}-db-pooler-rw")
+    assert pooler["spec"]["cluster"]["name"] == f"{svc}-db" and pooler["spec"]["type"] == "rw"
+    assert pooler["spec"]["instances"] >= 2, "a pooler is on every request's path: no single pod"
+    assert pooler["spec"]["pgbouncer"]["poolMode"] == "transaction"
+    # asyncpg prepares every statement: PgBouncer must track them in transaction mode.
+    assert int(pooler["spec"]["pgbouncer"]["parameters"]["max_prepared_statements"]) > 0
+    policies = _policies_for({"cnpg.io/poolerName": f"{svc}-db-pooler-rw"})
+    for other, role in DEPLOYED:
+        admitted = any(selects(peer.get("podSelector", {}), pod_labels(other, role)) and "namespaceSelector" not in peer
+                       for p in policies for rule in p["spec"].get("ingress", []) for peer in rule.get("from", []))
+        assert admitted == (other == svc), f"{svc}'s pooler {'rejects' if other == svc else 'admits'} {other}-{role}"
+
+
+# ------------------------------------------------------------------ overlays
+
+
+@pytest.mark.parametrize("root", ENTRY_POINTS, ids=lambda p: str(p.relative_to(K8S_DIR)))
+def test_rendered_sizes_agree(root: Path) -> None:
+    """Whatever an overlay shrinks or grows, the pieces still fit: topics no wider than the brokers, a quorum
+    Kafka can keep, standbys for a synchronous commit, autoscaler bounds within partitions."""
+    docs = render(root)
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for doc in docs:
+        by_kind.setdefault(doc["kind"], []).append(doc)
+    if "Kafka" not in by_kind:
+        return  # an ops kustomization: nothing to size
+    brokers = sum(p["spec"]["replicas"] for p in by_kind["KafkaNodePool"] if "broker" in p["spec"]["roles"])
+    config = by_kind["Kafka"][0]["spec"]["kafka"]["config"]
+    for key in ("default.replication.factor", "offsets.topic.replication.factor"):
+        assert int(config[key]) <= brokers, f"{key} > {brokers} brokers"
+    assert int(config["min.insync.replicas"]) <= int(config["default.replication.factor"])
+    for topic in by_kind["KafkaTopic"]:
+        replicas, isr = topic["spec"]["replicas"], int(topic["spec"]["config"]["min.insync.replicas"])
+        assert isr <= replicas <= brokers, f"{topic['metadata']['name']}: replicas {replicas}, ISR {isr}"
+        assert isr < replicas or replicas == 1, f"{topic['metadata']['name']}: one broker down stops writes"
+    for cluster in by_kind["Cluster"]:
+        sync = (cluster["spec"].get("postgresql") or {}).get("synchronous")
+        if sync:
+            assert sync["number"] < cluster["spec"]["instances"], f"{cluster['metadata']['name']}: no standby"
+    partitions = {t["spec"]["topicName"]: t["spec"]["partitions"] for t in by_kind["KafkaTopic"]}
+    for scaled in by_kind.get("ScaledObject", []):
+        spec = scaled["spec"]
+        assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+        for trigger in spec["triggers"]:
+            if trigger["type"] == "kafka":
+                assert spec["maxReplicaCount"] <= partitions[trigger["metadata"]["topic"]], scaled["metadata"]["name"]
+    for hpa in by_kind.get("HorizontalPodAutoscaler", []):
+        assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"], hpa["metadata"]["name"]
