@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test schemas bench bench-intake bench-matching bench-deadlines bench-notify bench-reporting clean-data images
+.PHONY: install run test test-long schemas bench bench-intake bench-matching bench-deadlines bench-notify bench-reporting clean-data images
 
 install: $(STAMP)
 
@@ -23,6 +23,10 @@ run: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The whole suite plus the long fault and abuse variants (tests marked long).
+test-long: install
+	$(PY) -m pytest --long $(PYTEST_ARGS)
 
 schemas: install
 	$(PY) -m schemas
