@@ -164,8 +164,7 @@ def test_a_generation_group_is_scaled_on_cpu_not_on_a_guessed_group() -> None:
 
 def _split_deployments() -> dict[str, dict[str, Any]]:
     found = {d["metadata"]["name"]: d for d in of_kind("Deployment")}
-    if not any(name.endswith(("-api", "-worker")) for name in found):
-        pytest.skip("the Deployments are not split into <svc>-api and <svc>-worker yet")
+    assert any(name.endswith(("-api", "-worker")) for name in found), "no <svc>-api / <svc>-worker Deployments"
     return found
 
 

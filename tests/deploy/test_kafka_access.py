@@ -389,8 +389,7 @@ def _kafka_clients() -> list[tuple[dict[str, Any], dict[str, Any]]]:
         for c in d["spec"]["template"]["spec"]["containers"]:
             if "KAFKA_SASL_USERNAME" in _env(c):
                 found.append((d, c))
-    if not found:
-        pytest.skip("no Deployment sets KAFKA_SASL_USERNAME yet (the services' Kafka settings are being added)")
+    assert found, "no Deployment sets KAFKA_SASL_USERNAME"
     return found
 
 
