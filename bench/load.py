@@ -7,7 +7,7 @@ import functools
 import itertools
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -119,26 +119,77 @@ async def closed_loop(clients: Clients, url: str, make_body: Body, n: int, concu
     return run
 
 
+def schedule(rate: float, duration: float) -> list[float]:
+    """Seconds after the start at which each request of an open-loop run is due: `rate` per second,
+    evenly spaced, for `duration` seconds. The grid is fixed before the first send and never moves,
+    whatever the server or the client does (no coordinated omission)."""
+    if rate <= 0 or duration <= 0:
+        return []
+    n = int(rate * duration + 1e-9)  # 0.1 * 30 is 2.9999999999999996
+    return [i / rate for i in range(n)]
+
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+async def drive(offsets: list[float], launch: Callable[[int, float], None], *, start: float,
+                clock: Clock = time.perf_counter, sleep: Sleep = asyncio.sleep) -> float:
+    """Call `launch(i, due)` for each request at `start + offsets[i]` on `clock`, and return the largest
+    launch lag (how late the client itself was). A request that falls due while the loop was stalled is
+    launched at once, still with its own due time: the ones behind it are not pushed back, and its
+    latency counts from when it was due. `launch` must not wait (it starts a task)."""
+    lag = 0.0
+    for i, offset in enumerate(offsets):
+        due = start + offset
+        if (delay := due - clock()) > 0:
+            await sleep(delay)
+        lag = max(lag, clock() - due)
+        launch(i, due)
+    return lag
+
+
+UNANSWERED = "unanswered"  # the error of an open-loop request still waiting when the run gave up on it
+
+
 async def open_loop(clients: Clients, url: str, make_body: Body, rate: float, duration: float,
-                    make_headers: Headers = None) -> Run:
+                    make_headers: Headers = None, max_in_flight: int | None = None,
+                    answer_timeout: float | None = None) -> Run:
     """POSTs on a fixed schedule, each launched as its own task whatever earlier ones are doing.
 
     Latency counts from the scheduled time, not the actual send, so a stalled client or server
-    cannot hide its own delay (no coordinated omission).
+    cannot hide its own delay (no coordinated omission). `max_in_flight` bounds the connections when
+    the server falls behind (as wrk2's fixed connections do): a request due while all are busy waits
+    for one, and that wait counts in its latency too. `answer_timeout`: seconds after the last
+    launch to wait for the answers; the requests still waiting then are cancelled and counted as
+    errors (UNANSWERED), so an overloaded server cannot hold a run for many minutes.
     """
-    n = int(rate * duration)
+    offsets = schedule(rate, duration)
     start_perf = time.perf_counter() + 0.05
     start_wall = time.time() + 0.05
     run = Run(started_wall=start_wall)
-    tasks = []
-    for i in range(n):
-        due = start_perf + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        run.max_launch_lag_s = max(run.max_launch_lag_s, time.perf_counter() - due)
+    tasks: list[asyncio.Task] = []
+    slots = asyncio.Semaphore(max_in_flight) if max_in_flight else None
+
+    async def post(i: int, due: float) -> Sample:
         headers = make_headers(i) if make_headers else None
-        tasks.append(asyncio.create_task(_post(clients, url, i, make_body(i), due, start_wall + i / rate, headers)))
-    run.samples = list(await asyncio.gather(*tasks))
-    run.elapsed_s = time.perf_counter() - start_perf
+        wall = start_wall + offsets[i]
+        if slots is None:
+            return await _post(clients, url, i, make_body(i), due, wall, headers)
+        async with slots:
+            return await _post(clients, url, i, make_body(i), due, wall, headers)
+
+    run.max_launch_lag_s = await drive(offsets, lambda i, due: tasks.append(asyncio.create_task(post(i, due))),
+                                       start=start_perf)
+    if tasks and answer_timeout is not None:
+        _done, late = await asyncio.wait(tasks, timeout=answer_timeout)
+        for task in late:
+            task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    now = time.perf_counter()
+    run.samples = [r if isinstance(r, Sample) else
+                   Sample(i, 0, now - (start_perf + offsets[i]), start_wall + offsets[i],
+                          error=UNANSWERED if isinstance(r, asyncio.CancelledError) else type(r).__name__)
+                   for i, r in enumerate(results)]
+    run.elapsed_s = now - start_perf
     return run

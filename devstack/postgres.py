@@ -80,6 +80,16 @@ class EmbeddedPostgres:
         elif self._running_pid() is not None:  # adopted from an earlier run
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self.user, timeout=timeout)
 
+    def restart(self, down_s: float = 0.0, timeout: float = 60.0) -> None:
+        """Stop the server (fast shutdown: every client connection is cut), stay down `down_s` seconds, and
+        start it again on the same data directory and port. Call from the thread that started it (the
+        server gets a parent-death signal bound to the spawning thread)."""
+        self.stop()
+        time.sleep(down_s)
+        self._prepare_dir()
+        if not self._adopt_running():
+            self._launch(timeout)
+
     def __enter__(self) -> EmbeddedPostgres:
         self.start()
         return self

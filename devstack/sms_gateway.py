@@ -18,10 +18,13 @@ Both APIs share one store. Receipts: `sent`, then the final one (delivered | und
 For people and tests:
     GET    /messages[?to=+84...][&since=epoch]   every message, with the receipts posted and their answers
     DELETE /messages                             clears the store
-    GET    /control                              the behaviour in force
-    POST   /control {"to"?, "mode"?, "delay_ms"?, "receipt"?, "receipt_delay_ms"?, "error_code"?, "out_of_order"?}
+    GET    /control                              the behaviour in force, and how many sends fail_ratio refused
+    POST   /control {"to"?, "mode"?, "delay_ms"?, "receipt"?, "receipt_delay_ms"?, "error_code"?, "out_of_order"?,
+                     "fail_ratio"?, "seed"?}
            mode: ok | fail_5xx | reject_4xx | throttle_429 | timeout (hold the request delay_ms, 30 s if 0,
            then take the message, as a slow provider does after the client gave up);
+           fail_ratio: in mode ok, this share of sends (0..1) is refused with a 503 all the same, drawn from
+           one RNG that `seed` re-seeds (default seed 0), so a run's sequence of refusals can be repeated;
            receipt: delivered | undelivered | failed | sent (only `sent`) | none (no callbacks);
            out_of_order: the final receipt first, then a late `sent`. With "to", only for that number
            (its fields over the global ones); without, the global behaviour.
@@ -38,6 +41,7 @@ import hmac
 import json
 import logging
 import os
+import random
 import re
 import secrets
 import time
@@ -133,6 +137,7 @@ class Behaviour:
     receipt_delay_ms: int = 50  # before each receipt
     error_code: str | None = None  # ErrorCode of an undelivered/failed receipt (DEFAULT_ERROR if None)
     out_of_order: bool = False
+    fail_ratio: float = 0.0  # in mode ok: the share of sends refused with a 503 anyway (Gateway.rng draws)
 
 
 class ControlIn(BaseModel):
@@ -144,6 +149,8 @@ class ControlIn(BaseModel):
     receipt_delay_ms: int | None = Field(None, ge=0, le=600_000)
     error_code: str | None = None
     out_of_order: bool | None = None
+    fail_ratio: float | None = Field(None, ge=0.0, le=1.0)
+    seed: int | None = None  # re-seeds the RNG fail_ratio draws from (global; not per number)
 
 
 @dataclass
@@ -154,6 +161,15 @@ class Gateway:
     overrides: dict[str, dict] = field(default_factory=dict)
     tasks: set[asyncio.Task] = field(default_factory=set)
     http: httpx.AsyncClient | None = None
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    refused_by_ratio: int = 0  # sends fail_ratio refused since the start (or the last reset)
+
+    def refuses_by_ratio(self, b: Behaviour) -> bool:
+        """Whether fail_ratio refuses this send: one draw per send, only when a ratio is set."""
+        if b.mode != "ok" or b.fail_ratio <= 0 or self.rng.random() >= b.fail_ratio:
+            return False
+        self.refused_by_ratio += 1
+        return True
 
     def for_recipient(self, to: str) -> Behaviour:
         return Behaviour(**{**asdict(self.behaviour), **self.overrides.get(to, {})})
@@ -223,15 +239,15 @@ def _new_message(api: str, to: str, body: str, reference: str | None, callback_u
             **extra}
 
 
-async def _misbehave(b: Behaviour, refuse) -> JSONResponse | None:
-    """Wait as told; the refusal for the mode, or None to go on and take the message."""
+async def _misbehave(gw: Gateway, b: Behaviour, refuse) -> JSONResponse | None:
+    """Wait as told; the refusal for the mode (or for fail_ratio's draw), or None to go on and take the message."""
     if b.mode == "timeout":
         await asyncio.sleep((b.delay_ms or TIMEOUT_HOLD_MS) / 1000)
         return None
     if b.delay_ms:
         await asyncio.sleep(b.delay_ms / 1000)
     if b.mode == "ok":
-        return None
+        return refuse(503) if gw.refuses_by_ratio(b) else None
     return refuse({"fail_5xx": 503, "reject_4xx": 400, "throttle_429": 429}[b.mode])
 
 
@@ -293,8 +309,8 @@ def create_app(gw: Gateway) -> FastAPI:
             return _generic_error(400, "bad_request")
         to = data["to"]
         b = gw.for_recipient(to)
-        refusal = await _misbehave(b, lambda s: _generic_error(s, {400: "invalid_number", 429: "throttled",
-                                                                   503: "unavailable"}[s]))
+        refusal = await _misbehave(gw, b, lambda s: _generic_error(s, {400: "invalid_number", 429: "throttled",
+                                                                       503: "unavailable"}[s]))
         if refusal:
             return refusal
         if not E164.match(to):
@@ -335,7 +351,7 @@ def create_app(gw: Gateway) -> FastAPI:
         to, body = form.get("To", ""), form.get("Body", "")
         sender, service = form.get("From"), form.get("MessagingServiceSid")
         b = gw.for_recipient(to)
-        refusal = await _misbehave(b, lambda s: {
+        refusal = await _misbehave(gw, b, lambda s: {
             400: _twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number."),
             429: _twilio_error(429, 20429, "Too Many Requests"),
             503: _twilio_error(503, 20503, "Service Unavailable")}[s])
@@ -379,11 +395,13 @@ def create_app(gw: Gateway) -> FastAPI:
 
     @app.get("/control")
     async def control_get() -> dict:
-        return {"global": asdict(gw.behaviour), "recipients": gw.overrides}
+        return {"global": asdict(gw.behaviour), "recipients": gw.overrides, "refused_by_ratio": gw.refused_by_ratio}
 
     @app.post("/control")
     async def control(change: ControlIn) -> dict:
-        fields = change.model_dump(exclude_unset=True, exclude={"to"})
+        if change.seed is not None:
+            gw.rng = random.Random(change.seed)
+        fields = change.model_dump(exclude_unset=True, exclude={"to", "seed"})
         if change.to:
             gw.overrides[change.to] = {**gw.overrides.get(change.to, {}), **fields}
         else:
@@ -393,6 +411,7 @@ def create_app(gw: Gateway) -> FastAPI:
     @app.post("/control/reset")
     async def control_reset() -> dict:
         gw.behaviour, gw.overrides = Behaviour(), {}
+        gw.rng, gw.refused_by_ratio = random.Random(0), 0
         return await control_get()
 
     return app

@@ -12,6 +12,9 @@ running event loop. Typical use from a test session:
     stack.token("agency", sub="pol-1", agency_units=["police-province-01"])   # an agency's token
     stack.infra.broker.pid         # None if KAFKA_BOOTSTRAP_SERVERS pointed elsewhere
     stack.services.restart("notify")
+    stack.services.kill("referral"); stack.services.start("referral")   # a crash (SIGKILL), then back
+    stack.services.start_replica("notify")   # "notify#2": a second process on a free port
+    stack.infra.postgres.restart()           # the same data directory and port
     stack.stop()
 
 or the pieces: `Infra(...).start()` -> `prepare(db_url, bootstrap)` -> `start_services(...)`.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -301,10 +305,50 @@ class Services:
         self.supervisor.restart(name)
         self.supervisor.wait_ready(name, self._ready_url(name), ready_timeout)
 
+    def kill(self, name: str) -> int | None:
+        """SIGKILL a child (a crash: no shutdown, nothing flushed or committed), wait for it, return its code.
+        `start` brings it back."""
+        return self.supervisor.stop(name, timeout=5, sig=signal.SIGKILL)
+
+    def start(self, name: str, ready_timeout: float = 60.0, wait: bool = True) -> None:
+        """Start a stopped or killed child again as it was (same command, environment and port), and wait
+        until it is ready (wait=False: `wait_ready` later). Call from the thread that started the stack: the
+        child dies with that thread."""
+        child = self.supervisor.children[name]
+        self.supervisor.start(name, child.argv, child.env)
+        if wait:
+            self.wait_ready(name, ready_timeout)
+
+    def start_replica(self, name: str, replica: str | None = None, ready_timeout: float = 60.0,
+                      wait: bool = True) -> str:
+        """A second process of service `name`: the same settings (database, broker, consumer groups) on a
+        free port, as one more replica is on Kubernetes. Returns the child's name (`<name>#2` unless
+        given); `url_of` it, `kill` and `supervisor.stop` it like any child. wait=False: `wait_ready` later
+        (replicas started together join their consumer groups together)."""
+        child = self.supervisor.children[name]
+        replica = replica or f"{name}#2"
+        port = free_port()
+        env = dict(child.env or {}) | {"PORT": str(port)}
+        if name == "notify":  # the gateway's receipts come back to the replica that sent the message
+            env["SMS_CALLBACK_BASE_URL"] = f"http://127.0.0.1:{port}"
+        self.supervisor.start(replica, child.argv, env)
+        if wait:
+            self.wait_ready(replica, ready_timeout)
+        return replica
+
+    def wait_ready(self, child: str, timeout: float = 60.0) -> None:
+        """Wait until a child answers its readiness probe (a service: database up and consumers joined)."""
+        self.supervisor.wait_ready(child, self._ready_url(child), timeout)
+
+    def url_of(self, child: str) -> str:
+        """The HTTP address of a service's child process, replicas included."""
+        env = self.supervisor.children[child].env or {}
+        return f"http://127.0.0.1:{env['PORT']}" if "PORT" in env else self.url(child)
+
     def _ready_url(self, name: str) -> str:
         if name in ("smtp", "sms"):
             return f"{self.smtp_http_url if name == 'smtp' else self.sms_url}/healthz"
-        return f"{self.url(name)}/readyz"
+        return f"{self.url_of(name)}/readyz"
 
     def stop(self, timeout: float = 10.0) -> None:
         self.supervisor.stop_all(timeout)

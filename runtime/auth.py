@@ -28,7 +28,8 @@ In an app::
     async def report(principal: Principal = Depends(require(Role.OPERATOR, Role.SUPERVISOR))): ...
 
 Failures are RFC 9457 problems: 401 (with ``WWW-Authenticate: Bearer``) for a missing or invalid
-token, 403 when the principal has none of the roles. Tokens are never logged.
+token, 403 when the principal has none of the roles. Tokens are never logged. A caller refused is refused
+before anything about its input is said, even for a body that is not JSON (see `refusal`).
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ from runtime.logging import get_logger
 from runtime.problems import DomainError, Forbidden, Unauthorized
 
 __all__ = ["AuthMode", "AuthSettings", "AuthUnavailable", "Principal", "Role", "TokenVerifier", "authenticated",
-           "install_auth", "issue_token", "require"]
+           "install_auth", "issue_token", "refusal", "require"]
 
 log = get_logger(__name__)
 
@@ -364,7 +365,46 @@ def require(*roles: Role | str) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     _has_role.__name__ = f"require_{'_or_'.join(sorted(wanted))}"
+    _has_role.required_roles = wanted  # read by refusal(), which decides without running the dependency
     return _has_role
+
+
+def _needs(dependant: Any) -> list[frozenset[Role]] | None:
+    """What a dependency tree asks of the caller: None if nothing, else the role sets of its require()s, each
+    of which must be met (an empty list: a valid token and nothing more)."""
+    needs: list[frozenset[Role]] | None = None
+    for dep in dependant.dependencies:
+        roles = getattr(dep.call, "required_roles", None)
+        below = _needs(dep)
+        if dep.call is authenticated or roles is not None or below is not None:
+            needs = (needs or []) + ([roles] if roles is not None else []) + (below or [])
+    return needs
+
+
+async def refusal(request: Request) -> DomainError | None:
+    """The 401 or 403 (or 503) the request's route answers this caller, or None if it lets the caller in or
+    needs no token.
+
+    FastAPI parses a JSON body before any dependency runs, so a body that is not JSON would be answered with a
+    422 before the auth decision: the problem handlers ask this first, and a stranger gets the 401 or 403 a
+    well-formed request gets, never a word about the endpoint's input."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or getattr(request.app.state, "auth", None) is None:
+        return None
+    if request.app.dependency_overrides:  # a test stands in for some dependency: leave the decision to them
+        return None
+    needs = _needs(dependant)  # a walk over a few dozen nodes, on the error path only: not worth a cache
+    if needs is None:
+        return None
+    try:
+        principal = await authenticated(request, await _bearer(request))
+    except DomainError as exc:  # Unauthorized, AuthUnavailable
+        return exc
+    for roles in needs:
+        if not principal.roles & roles:
+            return Forbidden(f"This needs one of the roles: {', '.join(sorted(roles))}.")
+    return None
 
 
 # ------------------------------------------------------------------------------ dev tokens

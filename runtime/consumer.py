@@ -1,7 +1,11 @@
 """Idempotent consumer: inbox row and effect in one transaction, offset committed only after it.
 
 A record that is not a valid event, or fails processing `consumer_max_attempts` times, is sent to
-the dead-letter topic and the consumer moves on.
+the dead-letter topic and the consumer moves on. So is an event whose type the topic may not carry
+(`schemas.catalog.Catalog.unexpected_type`: a foreign type, another major version, a type of another
+topic); a type the topic may carry that this consumer does not handle (a newer producer's, during a rolling
+upgrade) is ignored and counted. A failure because the database cannot be reached is no
+failure of the event: it waits for the database without spending its attempts.
 
 A projection (reporting) adds a Checkpoint: each fetched batch of a partition is applied in one
 transaction (falling back to one event per transaction if the batch fails), which also records the
@@ -23,6 +27,7 @@ from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert
 
 from runtime.cloudevents import EnvelopeError, decode, headers_dict
+from runtime.db import database_unreachable
 from runtime.dlq import send_to_dlq
 from runtime.kafka import new_consumer, new_producer, start_with_retry
 from runtime.logging import get_logger
@@ -36,7 +41,7 @@ from runtime.metrics import (
 from runtime.settings import ServiceSettings
 from runtime.tracing import context_from, tracer
 from runtime.uow import UnitOfWork
-from schemas import event_spec_for_model
+from schemas import CATALOG, event_spec_for_model
 
 log = get_logger(__name__)
 P = TypeVar("P", bound=BaseModel)
@@ -127,6 +132,7 @@ class EventConsumer:
         self._checkpoint = checkpoint
         self._assignment = _Assignment(name)
         self._has_been_assigned = False
+        self._stop: asyncio.Event | None = None
 
     @property
     def ready(self) -> bool:
@@ -134,6 +140,7 @@ class EventConsumer:
         return self._has_been_assigned
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         while not stop.is_set():
             try:
                 await self._consume(stop)
@@ -200,8 +207,13 @@ class EventConsumer:
         except EnvelopeError as exc:
             await self._dead_letter(producer, record, "unknown", "invalid-envelope", str(exc), 0)
             return _Decoded(record)
+        if (unexpected := CATALOG.unexpected_type(record.topic, envelope.type)) is not None:
+            # Not a type this topic may carry: a dead letter, not an event to skip (schemas.catalog). Labelled
+            # "unknown" so a stream of made-up types cannot grow the metric's label set.
+            await self._dead_letter(producer, record, "unknown", "unexpected-type", unexpected, 0)
+            return _Decoded(record)
         handler_spec = self._handlers.get(envelope.type)
-        if handler_spec is None:
+        if handler_spec is None:  # a type of this topic that this consumer has no use for, or a newer one
             EVENTS_CONSUMED.labels(self.name, envelope.type, "ignored").inc()
             return _Decoded(record)
         model, handler = handler_spec
@@ -304,7 +316,8 @@ class EventConsumer:
     async def _handle_with_retries(self, producer, item: _Decoded) -> None:
         record, event = item.record, item.event
         attempts = self._settings.consumer_max_attempts
-        for attempt in range(1, attempts + 1):
+        attempt, waits, unreachable_since = 1, 0, None
+        while attempt <= attempts:
             started = time.perf_counter()
             try:
                 outcome = await self._apply_once(item)
@@ -312,6 +325,17 @@ class EventConsumer:
                 raise
             except Exception as exc:  # noqa: BLE001 - counted, retried, then dead-lettered
                 EVENTS_FAILED.labels(self.name, event.type).inc()
+                if database_unreachable(exc):
+                    # Nothing wrong with the event: the database is away (a restart, a failover). It waits, as
+                    # long as that takes, and spends none of its attempts: a dead letter is for a bad event.
+                    unreachable_since = unreachable_since or time.monotonic()
+                    log.warning("event_waits_for_database", consumer=self.name, event_id=str(event.id),
+                                error=type(exc).__name__, waited_s=round(time.monotonic() - unreachable_since, 1))
+                    if self._stop is not None and self._stop.is_set():
+                        raise  # stopping: uncommitted, so it is delivered again after the restart
+                    await asyncio.sleep(min(self._settings.consumer_retry_backoff_s * 2 ** min(waits, 5), 2.0))
+                    waits += 1
+                    continue
                 log.warning(
                     "event_failed", consumer=self.name, event_id=str(event.id), attempt=attempt,
                     error=type(exc).__name__,
@@ -323,6 +347,7 @@ class EventConsumer:
                         await self._process(_Decoded(record), producer)  # move the position past it
                     return
                 await asyncio.sleep(self._settings.consumer_retry_backoff_s * 2 ** (attempt - 1))
+                attempt += 1
                 continue
             EVENT_HANDLE_SECONDS.labels(self.name, event.type).observe(time.perf_counter() - started)
             EVENTS_CONSUMED.labels(self.name, event.type, outcome).inc()

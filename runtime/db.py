@@ -1,6 +1,8 @@
 """Async SQLAlchemy engine on asyncpg, and the outbox and inbox tables every service carries."""
+import asyncpg
 from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, MetaData, String, Table, func, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 
@@ -63,3 +65,23 @@ def notify_channel(schema: str) -> str:
     return f"{schema}_outbox"
 
 
+# Refused or dropped connections, and a server shutting down or not yet accepting connections.
+_UNREACHABLE = (ConnectionError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+                asyncpg.AdminShutdownError, asyncpg.CrashShutdownError)
+
+
+def database_unreachable(exc: BaseException | None) -> bool:
+    """Whether `exc`, or the error that caused it, says the database cannot be reached just now (a restart,
+    a failover, a cut connection) rather than that a statement failed. Work that meets it should wait and be
+    tried again: it says nothing about the work itself."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, _UNREACHABLE):
+            return True
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return True
+        if type(exc) is asyncpg.InterfaceError and "connection is closed" in str(exc):
+            return True
+        exc = getattr(exc, "orig", None) if isinstance(exc, DBAPIError) else exc.__cause__
+    return False

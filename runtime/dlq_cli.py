@@ -5,7 +5,10 @@
     python -m runtime.dlq_cli replay intake.cases.v1.dlq --all
 
 Replay sends the original record (key, value, headers) back to its origin topic. `--all` replays
-only letters not replayed before: progress is kept as the offsets of consumer group `dlq-replay`.
+only letters not replayed before: progress is kept as the offsets of consumer group `dlq-replay`. A letter
+whose record was too large to copy (header `dlq_value_dropped`, its size) has no value to send back: it is
+listed but not replayed. The record itself stays on the origin topic, at the partition and offset the letter
+names, until the topic's retention removes it.
 """
 import argparse
 import asyncio
@@ -16,7 +19,7 @@ from dataclasses import replace
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from runtime.dlq import DLQ_HEADERS, H_TOPIC
+from runtime.dlq import DLQ_HEADERS, H_TOPIC, H_VALUE_DROPPED
 from runtime.kafka import KafkaAccess, client_args, new_producer
 from runtime.settings import ServiceSettings
 
@@ -70,13 +73,15 @@ async def replay(bootstrap: KafkaAccess | str, topic: str, partition: int | None
     try:
         for r in records:
             origin = dict(r.headers)[H_TOPIC].decode()
+            if H_VALUE_DROPPED in dict(r.headers):
+                continue  # no value to send back: listed, and left to the operator (see the module docstring)
             headers = [(k, v) for k, v in r.headers if k not in DLQ_HEADERS]
             await producer.send_and_wait(origin, value=r.value, key=r.key, headers=headers)
     finally:
         await producer.stop()
     if everything and records:
         await _commit_progress(bootstrap, topic, records)
-    return [describe(r) for r in records]
+    return [describe(r) for r in records]  # a letter without its value is among them, not replayed
 
 
 async def _commit_progress(bootstrap: KafkaAccess | str, topic: str, records) -> None:

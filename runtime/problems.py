@@ -3,6 +3,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from runtime.logging import get_logger
 
@@ -85,9 +86,45 @@ def _field_errors(exc: RequestValidationError) -> list[dict]:
     return errors
 
 
+async def _refused(request: Request) -> "DomainError | None":
+    """The auth decision on a request that failed validation: FastAPI parses a JSON body before it runs any
+    dependency, so without this a stranger sending a body that is not JSON would get a 422, not a 401."""
+    from runtime.auth import refusal  # here: runtime.auth imports this module
+
+    return await refusal(request)
+
+
+_HEADERS = frozenset({"if-match", "idempotency-key", "authorization"})
+
+
+def _where(request: Request, field: str) -> str:
+    """Where the field a domain error names was sent: a path or query parameter, a header, or the body."""
+    root = field.split(".")[0]
+    if root in request.path_params:
+        return "path"
+    if root in request.query_params:
+        return "query"
+    if root.lower() in _HEADERS:
+        return "header"
+    return "body"
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path. Starlette's 405 names only the first route's, but
+    FastAPI makes one route per method (GET and PATCH /cases/{id} are two). On the 405 path only."""
+    routes = request.app.router.routes
+    return ", ".join(m for m in _METHODS
+                     if any(route.matches({**request.scope, "method": m})[0] is Match.FULL for route in routes))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
+        if (refused := await _refused(request)) is not None:
+            return await _domain(request, refused)
         errors = _field_errors(exc)
         detail = "; ".join(f"{e['field']}: {e['detail']}" for e in errors)
         return problem(422, "Invalid request", detail, request.url.path, "validation-error", errors=errors)
@@ -97,7 +134,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         if exc.errors:
             extra = {"errors": exc.errors}
         elif exc.field:
-            extra = {"errors": [{"field": exc.field, "in": "body", "detail": exc.detail, "code": exc.kind}]}
+            extra = {"errors": [{"field": exc.field, "in": _where(request, exc.field), "detail": exc.detail,
+                                 "code": exc.kind}]}
         else:
             extra = {}
         titles = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 409: "Conflict", 503: "Service unavailable"}
@@ -110,6 +148,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 400 and exc.detail == _BODY_PARSE_ERROR:
+            if (refused := await _refused(request)) is not None:
+                return await _domain(request, refused)
             # FastAPI's answer to a body that is not even text; to clients it is malformed JSON like any other.
             errors = [{"field": "body", "in": "body", "detail": "not valid UTF-8 JSON", "code": "json_invalid"}]
             return problem(422, "Invalid request", "body: not valid UTF-8 JSON", request.url.path,
@@ -118,9 +158,101 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else title
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"No resource at {request.url.path}"
-        return problem(exc.status_code, title, detail, request.url.path, f"http-{exc.status_code}")
+        response = problem(exc.status_code, title, detail, request.url.path, f"http-{exc.status_code}")
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # a 405 must say which methods the resource has (Allow, RFC 9110)
+            response.headers["Allow"] = _allowed_methods(request) or response.headers.get("Allow", "")
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
         log.exception("unhandled_error", path=request.scope.get("route").path if request.scope.get("route") else None)
         return problem(500, "Internal error", "The request could not be completed.", request.url.path, "internal")
+
+
+# --- OpenAPI: every error is documented as what it is, an application/problem+json problem -------------------
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "title": "Problem",
+    "description": "RFC 9457 problem details. `errors` names each field at fault; input values are never echoed.",
+    "required": ["type", "title", "status", "detail", "instance"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {"$ref": "#/components/schemas/ProblemError"}},
+    },
+}
+PROBLEM_ERROR_SCHEMA = {
+    "type": "object",
+    "title": "ProblemError",
+    "required": ["field", "detail"],
+    "properties": {
+        "field": {"type": "string", "description": "The field at fault, dotted (victims.0.age), or a header name"},
+        "in": {"type": "string", "description": "body, query, path or header"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "row": {"type": "integer", "description": "In an imported file: the row (CSV line or YAML item)"},
+    },
+}
+PROBLEM_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "No valid bearer token (or link): `WWW-Authenticate` says why",
+    403: "The token lacks a role this needs",
+    404: "No such resource (or not one the caller may see)",
+    409: "The resource's state does not allow this",
+    412: "`If-Match` names a version that is no longer current: read it again",
+    413: "The body is too large",
+    422: "Invalid input: `errors[].field` names each field at fault",
+    428: "`If-Match` is required",
+    503: "A dependency (e.g. the identity provider) is unavailable; retry shortly",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict]:
+    """For a route's `responses=`: the problems it may answer besides the ones every route documents
+    (401 and 403 where a token is needed, 422 where it takes input)."""
+    return {status: {"description": PROBLEM_DESCRIPTIONS[status]} for status in statuses}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Make the app's OpenAPI document say what the handlers above answer: every 4xx/5xx is
+    application/problem+json (not FastAPI's HTTPValidationError), and every operation that needs a token
+    documents 401 (with its WWW-Authenticate challenge), 403 and 503 (the identity provider unreachable)."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            _document(build())
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+def _document(schema: dict) -> None:
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = PROBLEM_SCHEMA
+    components["ProblemError"] = PROBLEM_ERROR_SCHEMA
+    content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            responses = operation.setdefault("responses", {})
+            if operation.get("security"):
+                responses.setdefault("401", {"description": PROBLEM_DESCRIPTIONS[401]})
+                responses["401"].setdefault("headers", {"WWW-Authenticate": {
+                    "description": "The Bearer challenge (RFC 6750)", "schema": {"type": "string"}}})
+                responses.setdefault("403", {"description": PROBLEM_DESCRIPTIONS[403]})
+                responses.setdefault("503", {"description": PROBLEM_DESCRIPTIONS[503]})
+            for code, response in responses.items():
+                documented = response.get("content", {})
+                if code[0] in "45" and (not documented or "HTTPValidationError" in str(documented)):
+                    response["content"] = content
+                    if code == "422":
+                        response["description"] = PROBLEM_DESCRIPTIONS[422]
+            operation["responses"] = dict(sorted(responses.items()))
+    if "HTTPValidationError" not in str(schema.get("paths")):
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)

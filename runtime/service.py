@@ -5,7 +5,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,7 +17,8 @@ from runtime.db import create_engine, notify_channel, session_factory
 from runtime.kafka import BrokerProbe
 from runtime.logging import configure_logging, get_logger
 from runtime.metrics import HTTP_LATENCY
-from runtime.problems import install_problem_handlers
+from runtime.inputs import reject_unstorable_text
+from runtime.problems import document_problems, install_problem_handlers
 from runtime.relay import OutboxRelay
 from runtime.settings import ServiceSettings
 from runtime.tracing import configure_tracing, current_trace_id, shutdown_tracing
@@ -139,9 +140,12 @@ def build_app(runtime: ServiceRuntime, routers: Iterable[APIRouter], title: str,
         log.info("service_stopped")
         shutdown_tracing()
 
-    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    # Every route refuses text the database cannot store (runtime/inputs.py) with a 422, not a 500.
+    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan,
+                  dependencies=[Depends(reject_unstorable_text)])
     app.state.runtime = runtime
     install_problem_handlers(app)
+    document_problems(app)
     app.add_middleware(RequestMetrics)
     app.include_router(_ops_router(runtime))
     for router in routers if runtime.serves_api else ():  # a worker answers probes and scrapes only
@@ -188,6 +192,11 @@ class RequestMetrics:
                          ms=round(elapsed * 1000, 2))
 
 
+_READINESS = {"type": "object", "required": ["status", "checks"], "properties": {
+    "status": {"type": "string", "enum": ["ready", "degraded", "not-ready"]},
+    "checks": {"type": "object", "additionalProperties": {"type": "string"}}}}
+
+
 def _ops_router(runtime: ServiceRuntime) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
@@ -195,7 +204,12 @@ def _ops_router(runtime: ServiceRuntime) -> APIRouter:
     async def healthz() -> dict:
         return {"status": "ok", "service": runtime.name}
 
-    @router.get("/readyz", summary="Readiness: database reachable and consumers joined; broker reported")
+    @router.get("/readyz", summary="Readiness: database reachable and consumers joined; broker reported",
+                responses={200: {"description": "Ready, or degraded: the broker is unreachable (the outbox holds "
+                                                 "the work)",
+                                 "content": {"application/json": {"schema": _READINESS}}},
+                           503: {"description": "Not ready: the database is unreachable or a consumer never joined",
+                                 "content": {"application/json": {"schema": _READINESS}}}})
     async def readyz():
         ready, checks = await runtime.readiness()
         status = "ready" if ready else "not-ready"

@@ -2,6 +2,7 @@
 
 Topic creation, the AsyncAPI document and the Kubernetes KafkaTopic manifests all derive from this.
 """
+import re
 from dataclasses import dataclass
 
 from pydantic import BaseModel
@@ -17,6 +18,9 @@ from schemas.events.referrals import (
 from schemas.feeds import FEEDS
 
 TYPE_PREFIX = "vn.hotline111"
+# <prefix>.<family>.<name>.v<major>, e.g. vn.hotline111.case.status-changed.v1, vn.hotline111.feed.police.referral.v1
+_TYPE_NAME = re.compile(
+    rf"{re.escape(TYPE_PREFIX)}\.(?P<family>[a-z][a-z0-9-]*)\.(?P<name>[a-z0-9][a-z0-9.-]*)\.v(?P<major>[0-9]+)")
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,37 @@ class Catalog:
 
     def events_on(self, topic: str) -> list[EventSpec]:
         return [e for e in self.events if e.topic == topic]
+
+    def unexpected_type(self, topic: str, ce_type: str) -> str | None:
+        """Why an event of type `ce_type` has no place on `topic`, or None if it may be there.
+
+        A consumer ignores a type it does not handle only when it may be a newer type of that topic: one of
+        the platform (`vn.hotline111.`), of the family the topic carries (`case.*` on intake.cases.v1) and
+        of the topic's major version. That is how a release adds an event (roll out its consumers first;
+        docs/operations.md). Anything else is a dead letter: a foreign type, another major version (which
+        docs/events.md puts on a topic of its own), or a type the catalogue puts on another topic. Nothing
+        is known of a topic outside the catalogue: None."""
+        spec = _BY_TYPE.get(ce_type)
+        if spec is not None and spec.topic == topic:  # the common case, first: once per event consumed
+            return None
+        on_topic = self.events_on(topic)
+        if not on_topic:
+            return None
+        if spec is not None:
+            return f"{ce_type} belongs on {spec.topic}, not here"
+        shown = ce_type[:120]
+        parsed = _TYPE_NAME.fullmatch(ce_type)
+        if parsed is None:
+            return f"{shown!r} is not an event type of the platform ({TYPE_PREFIX}.<family>.<name>.v<N>)"
+        known = [_TYPE_NAME.fullmatch(e.type) for e in on_topic]
+        families = sorted({k["family"] for k in known})
+        if parsed["family"] not in families:
+            return f"{topic} carries {', '.join(families)} events, not {parsed['family']}"
+        majors = sorted({k["major"] for k in known})
+        if parsed["major"] not in majors:
+            return (f"{topic} carries version {', '.join(majors)} events: "
+                    f"a v{parsed['major']} type has a topic of its own")
+        return None
 
 
 CATALOG = Catalog(TOPICS, EVENTS + FEED_EVENTS)

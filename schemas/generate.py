@@ -67,7 +67,9 @@ ENVELOPE_HEADERS: tuple[tuple[str, dict, bool, str], ...] = (
 
 # Headers a consumer adds when it copies a record it cannot process to `<topic>.dlq` (runtime/dlq.py).
 DLQ_HEADERS: tuple[tuple[str, dict, str], ...] = (
-    ("dlq_reason", {"type": "string"}, "Why: e.g. invalid-envelope, invalid-payload, processing-failed."),
+    ("dlq_reason", {"type": "string"},
+     "Why: e.g. invalid-envelope, invalid-payload, unexpected-type (a type the topic may not carry), "
+     "processing-failed."),
     ("dlq_error", {"type": "string", "maxLength": 1000}, "The error, cut to 1000 characters."),
     ("dlq_origin_topic", {"type": "string"}, "Topic the record came from."),
     ("dlq_origin_partition", {"type": "string", "pattern": "^[0-9]+$"}, "Its partition, in decimal."),
@@ -75,7 +77,12 @@ DLQ_HEADERS: tuple[tuple[str, dict, str], ...] = (
     ("dlq_consumer", {"type": "string"}, "The consumer that gave up on it."),
     ("dlq_attempts", {"type": "string", "pattern": "^[0-9]+$"}, "How many times it was tried, in decimal."),
     ("dlq_failed_at", {"type": "string", "format": "date-time"}, "When it was dead-lettered (ISO 8601)."),
+    ("dlq_value_dropped", {"type": "string", "pattern": "^[0-9]+$"},
+     "Only on a record too large to copy with these headers: the letter carries no value (and of the original "
+     "headers only the CloudEvents attributes); this is the value's size in bytes. The record stays on the "
+     "origin topic, at the partition and offset above."),
 )
+DLQ_OPTIONAL = frozenset({"dlq_value_dropped"})
 
 
 # ---- JSON Schema ----------------------------------------------------------------------------------
@@ -132,7 +139,7 @@ def _dlq_headers_schema() -> dict:
     return {
         "type": "object",
         "description": "The original record's headers, unchanged, plus the dead-letter headers below.",
-        "required": [name for name, _, _ in DLQ_HEADERS],
+        "required": [name for name, _, _ in DLQ_HEADERS if name not in DLQ_OPTIONAL],
         "properties": {name: {**schema, "description": description} for name, schema, description in DLQ_HEADERS},
     }
 

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict
 
 from runtime.auth import Principal, Role, require
 from runtime.etags import etag, parse_if_match
+from runtime.problems import problems
 from runtime.service import get_uow
 from runtime.uow import UnitOfWork
 from services.intake.cases import duplicates
@@ -32,12 +33,12 @@ async def list_duplicates(uow: Uow, _: Supervisor,
     return await duplicates.list_flags(uow, status_, limit)
 
 
-@router.post("/duplicates/{flag_id}/dismiss", response_model=duplicates.DuplicateFlag)
+@router.post("/duplicates/{flag_id}/dismiss", response_model=duplicates.DuplicateFlag, responses=problems(404))
 async def dismiss_duplicate(flag_id: UUID, uow: Uow, principal: Supervisor) -> duplicates.DuplicateFlag:
     return await duplicates.dismiss(uow, actor(principal), flag_id)
 
 
-@router.post("/cases/{case_id}/merge", response_model=CaseOut, tags=["cases"])
+@router.post("/cases/{case_id}/merge", response_model=CaseOut, tags=["cases"], responses=problems(404, 409, 412, 428))
 async def merge_case(case_id: UUID, body: MergeIn, uow: Uow, principal: Supervisor, response: Response,
                      if_match: IfMatch = None) -> CaseOut:
     """Close this case as a duplicate of `into_case_id`; both histories stay. Needs the case's `If-Match`."""
@@ -47,12 +48,12 @@ async def merge_case(case_id: UUID, body: MergeIn, uow: Uow, principal: Supervis
 
 
 @router.post("/contacts/{contact_id}/block", response_model=blocks.BlockOut, status_code=status.HTTP_201_CREATED,
-             tags=["contacts"])
+             tags=["contacts"], responses=problems(404))
 async def block_caller(contact_id: UUID, body: blocks.BlockIn, uow: Uow, principal: Supervisor) -> blocks.BlockOut:
     """Flag the contact's phone number as blocked for 24 h or 30 days. Its contacts stay recorded."""
     return await blocks.block_caller(uow, actor(principal), contact_id, body)
 
 
-@router.post("/blocks/{block_id}/lift", response_model=blocks.BlockOut, tags=["contacts"])
+@router.post("/blocks/{block_id}/lift", response_model=blocks.BlockOut, tags=["contacts"], responses=problems(404))
 async def lift_block(block_id: UUID, uow: Uow, principal: Supervisor) -> blocks.BlockOut:
     return await blocks.lift(uow, actor(principal), block_id)

@@ -1,4 +1,3 @@
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -6,6 +5,8 @@ from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from runtime.auth import Principal, Role, require
 from runtime.etags import etag, parse_if_match
+from runtime.problems import problems
+from runtime.inputs import IsoDateTime
 from runtime.service import get_uow
 from runtime.uow import UnitOfWork
 from schemas.events.common import Urgency
@@ -40,7 +41,9 @@ def _with_etag(response: Response, case: CaseOut) -> CaseOut:
     return case
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=CaseOut)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=CaseOut,
+             responses={200: {"model": CaseOut, "description": "A retry: the case its Idempotency-Key created"},
+                        **problems(409)})
 async def report_case(report: CaseReportIn, uow: Uow, principal: Staff, response: Response,
                       idempotency_key: IdempotencyKey = None) -> CaseOut:
     """Record a report of suspected trafficking as a case; referral acts on it within seconds.
@@ -59,8 +62,8 @@ async def list_cases(
     status_: Annotated[CaseStatus | None, Query(alias="status")] = None,
     urgency: Urgency | None = None,
     province_code: Annotated[str | None, Query(pattern=r"^[0-9]{2}$")] = None,
-    reported_from: datetime | None = None,
-    reported_to: datetime | None = None,
+    reported_from: IsoDateTime | None = None,
+    reported_to: IsoDateTime | None = None,
     operator: Annotated[str | None, Query(max_length=200)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -71,14 +74,14 @@ async def list_cases(
                                     reported_to=reported_to, operator=operator, cursor=cursor, limit=limit)
 
 
-@router.get("/{case_id}", response_model=CaseDetail)
+@router.get("/{case_id}", response_model=CaseDetail, responses=problems(404))
 async def get_case(case_id: UUID, uow: Uow, principal: Staff, response: Response) -> CaseDetail:
     """The case without personal data, with its referrals as referral's events told them (no agency contacts).
     Its `ETag` is the version to send back in `If-Match`; a referral's progress does not change it."""
     return _with_etag(response, await service.get_case_detail(uow, actor(principal), case_id))
 
 
-@router.patch("/{case_id}", response_model=CaseOut)
+@router.patch("/{case_id}", response_model=CaseOut, responses=problems(404, 412, 428))
 async def update_case(case_id: UUID, patch: CasePatch, uow: Uow, principal: Staff, response: Response,
                       if_match: IfMatch = None) -> CaseOut:
     """Change facts. Needs `If-Match`: a stale ETag is a 412, so nobody silently overwrites anybody."""
@@ -86,7 +89,7 @@ async def update_case(case_id: UUID, patch: CasePatch, uow: Uow, principal: Staf
     return _with_etag(response, case)
 
 
-@router.post("/{case_id}/status", response_model=CaseOut)
+@router.post("/{case_id}/status", response_model=CaseOut, responses=problems(404, 412, 428))
 async def change_status(case_id: UUID, change: StatusChangeIn, uow: Uow, principal: Staff, response: Response,
                         if_match: IfMatch = None) -> CaseOut:
     """open → referred → in progress → closed (with an outcome). Reopening is for supervisors."""
@@ -94,13 +97,14 @@ async def change_status(case_id: UUID, change: StatusChangeIn, uow: Uow, princip
     return _with_etag(response, case)
 
 
-@router.get("/{case_id}/personal-data", response_model=PersonalDataOut)
+@router.get("/{case_id}/personal-data", response_model=PersonalDataOut, responses=problems(404))
 async def personal_data(case_id: UUID, uow: Uow, principal: Staff) -> PersonalDataOut:
     """Names, free text and notes of the case. Each read is recorded in the audit log."""
     return await personal.read_personal_data(uow, actor(principal), case_id)
 
 
-@router.post("/{case_id}/notes", status_code=status.HTTP_201_CREATED, response_model=NoteOut)
+@router.post("/{case_id}/notes", status_code=status.HTTP_201_CREATED, response_model=NoteOut,
+             responses=problems(404))
 async def add_note(case_id: UUID, note: NoteIn, uow: Uow, principal: Staff) -> NoteOut:
     """A note on the case, stored encrypted."""
     return await personal.add_note(uow, actor(principal), case_id, note)

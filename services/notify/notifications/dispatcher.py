@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Histogram
 from sqlalchemy import text
 
-from runtime.db import asyncpg_dsn
+from runtime.db import asyncpg_dsn, database_unreachable
 from runtime.logging import get_logger
 from runtime.service import ServiceRuntime
 from runtime.tracing import context_from, tracer
@@ -136,7 +136,25 @@ class Dispatcher:
             ATTEMPTS.labels(row["channel"], provider.name, outcome.verdict).inc()
             self._senders.record(provider, outcome, time.monotonic())
             # Inside the span: the status event, and what referral does on it, stay in the report's trace.
-            await self._record(row, provider.name, outcome)
+            await self._keep_answer(row, provider.name, outcome)
+
+    async def _keep_answer(self, row, provider: str, outcome: SendOutcome) -> None:
+        """Record the provider's answer; while the database cannot be reached, try again, for up to half the
+        send's lease. An answer lost here is a message reconcile can only guess about (an email it must
+        call unconfirmed, though it went), so a database restart must not lose it."""
+        deadline = time.monotonic() + self._s.notify_claim_lease_s / 2
+        delay = 0.2
+        while True:
+            try:
+                await self._record(row, provider, outcome)
+                return
+            except Exception as exc:
+                if not database_unreachable(exc) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("send_answer_waits_for_database", notification_id=str(row["id"]),
+                            error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def _record(self, row, provider: str, outcome: SendOutcome) -> None:
         now = datetime.now(UTC)

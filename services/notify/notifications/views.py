@@ -7,6 +7,8 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from runtime.auth import Principal, Role, require
+from runtime.problems import problems
+from runtime.inputs import IsoDateTime
 from runtime.service import get_uow
 from runtime.uow import UnitOfWork
 from schemas.events.notifications import DeliveryStatus
@@ -59,8 +61,8 @@ async def list_notifications(
     referral_id: Annotated[UUID | None, Query()] = None,
     status: Annotated[list[DeliveryStatus] | None, Query()] = None,
     channel: Annotated[str | None, Query(pattern="^(email|sms|webhook)$")] = None,
-    created_from: Annotated[datetime | None, Query(alias="from")] = None,
-    created_to: Annotated[datetime | None, Query(alias="to")] = None,
+    created_from: Annotated[IsoDateTime | None, Query(alias="from")] = None,
+    created_to: Annotated[IsoDateTime | None, Query(alias="to")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> NotificationPage:
@@ -71,12 +73,14 @@ async def list_notifications(
     return NotificationPage(items=items, next_cursor=next_cursor)
 
 
-@router.get("/{notification_id}", response_model=NotificationDetail, dependencies=[Depends(STAFF)])
+@router.get("/{notification_id}", response_model=NotificationDetail, dependencies=[Depends(STAFF)],
+            responses=problems(404))
 async def get_notification(notification_id: UUID, uow: Uow) -> NotificationDetail:
     return await service.one(uow, NotificationDetail, notification_id)
 
 
-@router.post("/{notification_id}/resend", response_model=NotificationDetail, status_code=201)
+@router.post("/{notification_id}/resend", response_model=NotificationDetail, status_code=201,
+             responses=problems(404, 409))
 async def resend(notification_id: UUID, uow: Uow,
                  principal: Annotated[Principal, Depends(STAFF)]) -> NotificationDetail:
     """A failed alert, sent again to the same recipient as a new notification (`resend_of`). Only a message

@@ -10,6 +10,8 @@ from services.notify.templates.sandbox import MAX_SOURCE_CHARS
 
 ContextValue = Annotated[str, StringConstraints(max_length=1000)]
 
+MAX_VERSION = 2**31 - 1  # the column is an integer: a larger number names no version (422, not a database error)
+
 
 class TemplateQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -48,7 +50,7 @@ class PreviewIn(BaseModel):
     kind: Kind
     channel: Channel
     language: Language
-    version: int | None = Field(None, ge=1, description="Of the stored template; not with a draft.")
+    version: int | None = Field(None, ge=1, le=MAX_VERSION, description="Of the stored template; not with a draft.")
     subject: str | None = Field(None, max_length=MAX_SOURCE_CHARS)
     body: str | None = Field(None, max_length=MAX_SOURCE_CHARS)
     context: dict[str, ContextValue] = Field(default_factory=dict, max_length=50,

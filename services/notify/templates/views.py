@@ -5,11 +5,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from runtime.auth import Principal, Role, require
+from runtime.problems import problems
 from runtime.service import get_uow
 from runtime.uow import UnitOfWork
 from services.notify.templates import service
 from services.notify.templates.kinds import Channel, Kind, Language
-from services.notify.templates.schemas import PreviewIn, PreviewOut, TemplateIn, TemplateOut, TemplateQuery
+from services.notify.templates.schemas import (
+    MAX_VERSION,
+    PreviewIn,
+    PreviewOut,
+    TemplateIn,
+    TemplateOut,
+    TemplateQuery,
+)
 
 router = APIRouter(prefix="/templates", tags=["templates"])
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
@@ -24,21 +32,23 @@ async def list_templates(uow: Uow, q: Filters) -> list[TemplateOut]:
     return await service.list_templates(uow, q)
 
 
-@router.post("/preview", response_model=PreviewOut, dependencies=READERS)
+@router.post("/preview", response_model=PreviewOut, dependencies=READERS, responses=problems(404))
 async def preview(body: PreviewIn, uow: Uow) -> PreviewOut:
     """A stored template (no `body`) or a draft rendered with the kind's sample data, over which `context`
     may set values; with the SMS encoding, length and parts."""
     return await service.preview(uow, body)
 
 
-@router.get("/{kind}/{channel}/{language}", response_model=TemplateOut, dependencies=READERS)
+@router.get("/{kind}/{channel}/{language}", response_model=TemplateOut, dependencies=READERS,
+            responses=problems(404))
 async def get_template(kind: Kind, channel: Channel, language: Language, uow: Uow,
-                       version: Annotated[int | None, Query(ge=1)] = None) -> TemplateOut:
+                       version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None) -> TemplateOut:
     """The version in force, or `version`."""
     return await service.get_template(uow, kind, channel, language, version)
 
 
-@router.post("/{kind}/{channel}/{language}", response_model=TemplateOut, status_code=status.HTTP_201_CREATED)
+@router.post("/{kind}/{channel}/{language}", response_model=TemplateOut, status_code=status.HTTP_201_CREATED,
+             responses=problems(409))
 async def create_version(kind: Kind, channel: Channel, language: Language, body: TemplateIn, uow: Uow,
                          principal: Admin, response: Response) -> TemplateOut:
     """A new version, validated with the kind's sample first; in force for the next message sent."""

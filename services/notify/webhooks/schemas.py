@@ -55,19 +55,25 @@ class EndpointIn(BaseModel):
     description: Description = ""
 
 
+def _no_default(schema: dict) -> None:
+    schema.pop("default", None)  # left out means unchanged; null is no value any of them may take
+
+
 class EndpointPatch(BaseModel):
     """Only the fields sent change."""
 
     model_config = ConfigDict(extra="forbid")
 
-    url: WebhookUrl | None = None
-    description: Description | None = None
-    active: bool | None = Field(None, description="false: nothing more is sent to it. A 410 answer sets it too.")
+    # Not nullable (the schema says so too): each may be left out, but a null would mean "unset", which none can be.
+    url: WebhookUrl = Field(None, json_schema_extra=_no_default)
+    description: Description = Field(None, json_schema_extra=_no_default)
+    active: bool = Field(None, description="false: nothing more is sent to it. A 410 answer sets it too.",
+                         json_schema_extra=_no_default)
 
-    @field_validator("url", "description", "active")
+    @field_validator("url", "description", "active", mode="before")
     @classmethod
     def _not_null(cls, value):
-        # Runs only for fields sent (defaults are not validated): a null would mean "unset", which none can be.
+        # Runs only for fields sent (defaults are not validated).
         if value is None:
             raise ValueError("may be left out, but not null")
         return value

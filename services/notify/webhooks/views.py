@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Response, status
 
 from runtime.auth import Role, require
 from runtime.etags import etag, parse_if_match
+from runtime.problems import problems
 from runtime.service import get_uow
 from runtime.uow import UnitOfWork
 from services.notify.webhooks import service
@@ -47,20 +48,20 @@ async def list_endpoints(
     return await service.find(uow, agency_unit_id, active, limit)
 
 
-@router.get("/{endpoint_id}", response_model=EndpointOut)
+@router.get("/{endpoint_id}", response_model=EndpointOut, responses=problems(404))
 async def get_endpoint(endpoint_id: UUID, uow: Uow, response: Response) -> EndpointOut:
     """The endpoint with its `ETag` and the secrets that sign now (ids and expiry, never the values)."""
     return _with_etag(response, await service.get(uow, endpoint_id))
 
 
-@router.patch("/{endpoint_id}", response_model=EndpointOut)
+@router.patch("/{endpoint_id}", response_model=EndpointOut, responses=problems(404, 412, 428))
 async def change_endpoint(endpoint_id: UUID, body: EndpointPatch, uow: Uow, response: Response,
                           if_match: IfMatch = None) -> EndpointOut:
     """Change the url, description or active flag (reactivate one a 410 deactivated)."""
     return _with_etag(response, await service.change(uow, endpoint_id, parse_if_match(if_match), body))
 
 
-@router.post("/{endpoint_id}/rotate-secret", response_model=EndpointWithSecret)
+@router.post("/{endpoint_id}/rotate-secret", response_model=EndpointWithSecret, responses=problems(404))
 async def rotate_secret(endpoint_id: UUID, uow: Uow, response: Response,
                         body: Annotated[RotateIn | None, Body()] = None) -> EndpointWithSecret:
     """A new signing `secret`, shown in this answer only. Until `expires_at` (default 24 hours) the previous

@@ -19,6 +19,7 @@ from datetime import date, datetime
 
 import yaml
 
+from runtime.inputs import storable
 from schemas.geography import communes, provinces
 from services.referral.directory import textforms
 from schemas.geography import REGIONS
@@ -361,6 +362,8 @@ def _code(value: str) -> str:
 def _text(value: str) -> str:
     if len(value) > MAX_TEXT:
         raise ValueError(f"longer than {MAX_TEXT} characters")
+    if not storable(value):  # YAML's "\0" escape: the database's text cannot hold it
+        raise ValueError("holds a NUL character or an unpaired surrogate")
     return value
 
 

@@ -54,11 +54,12 @@ def change_of(old: Unit | None, new: Unit) -> DirectoryChange | None:
 
 
 def _problems(errors: list[RowError], rows: bool) -> list[dict]:
-    """Problem-details entries; a file's entries carry their row (and no field when the whole row is at fault).
+    """Problem-details entries; a file's entries carry their row (the field is `body` when the whole row, or the
+    whole document, is at fault: every entry names a field, as the API's problem schema says).
     Directory data is agency data, never personal data: the codec's messages may quote the value at fault."""
     out = []
     for e in errors:
-        where = {"row": e.row, "field": e.field} if rows else {"field": e.field or "body"}
+        where = {"row": e.row, "field": e.field or "body"} if rows else {"field": e.field or "body"}
         out.append(where | {"in": "body", "detail": e.message, "code": "invalid-unit"})
     return out
 

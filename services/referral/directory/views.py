@@ -7,7 +7,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from runtime.auth import Role, require
 from runtime.etags import etag, parse_if_match
-from runtime.problems import DomainError
+from runtime.inputs import storable
+from runtime.problems import DomainError, problems
 from runtime.service import get_uow
 from runtime.uow import UnitOfWork
 from services.referral.directory import service
@@ -30,6 +31,7 @@ IfMatch = Annotated[str | None, Header(description="The ETag of the unit as you 
 Filters = Annotated[UnitQuery, Query()]
 MAX_IMPORT_BYTES = 32 * 1024 * 1024  # the whole directory is about 2 MB
 MEDIA_TYPES = {Format.csv: "text/csv", Format.yaml: "application/yaml"}
+CHANGE = problems(404, 412, 428)  # a change to one unit: no such unit, If-Match stale or missing
 _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
 
@@ -63,13 +65,14 @@ async def list_stale(uow: Uow, q: Filters, days: StaleDays) -> UnitPage:
     return await service.list_units(uow, q.model_copy(update={"stale": True}), days)
 
 
-@router.get("/units/{code}", response_model=UnitOut, dependencies=READERS)
+@router.get("/units/{code}", response_model=UnitOut, dependencies=READERS, responses=problems(404))
 async def get_unit(code: str, uow: Uow, response: Response) -> UnitOut:
     """The whole unit, contacts and opening hours included, with its `ETag`."""
     return _with_etag(response, await service.get_unit(uow, code))
 
 
-@router.post("/units", response_model=UnitOut, status_code=status.HTTP_201_CREATED, dependencies=ADMINS)
+@router.post("/units", response_model=UnitOut, status_code=status.HTTP_201_CREATED, dependencies=ADMINS,
+             responses=problems(409))
 async def create_unit(body: UnitIn, uow: Uow, response: Response) -> UnitOut:
     """A new unit, checked like a row of a directory file. A code already in use is a 409."""
     unit = _with_etag(response, await service.create(uow, body))
@@ -77,21 +80,21 @@ async def create_unit(body: UnitIn, uow: Uow, response: Response) -> UnitOut:
     return unit
 
 
-@router.put("/units/{code}", response_model=UnitOut, dependencies=ADMINS)
+@router.put("/units/{code}", response_model=UnitOut, dependencies=ADMINS, responses=CHANGE)
 async def replace_unit(code: str, body: UnitFields, uow: Uow, response: Response,
                        if_match: IfMatch = None) -> UnitOut:
     """Every field but the code (and id) replaced. Sending what you read changes nothing."""
     return _with_etag(response, await service.replace_unit(uow, code, parse_if_match(if_match), body))
 
 
-@router.post("/units/{code}/status", response_model=UnitOut, dependencies=ADMINS)
+@router.post("/units/{code}/status", response_model=UnitOut, dependencies=ADMINS, responses=CHANGE)
 async def set_status(code: str, body: StatusIn, uow: Uow, response: Response, if_match: IfMatch = None) -> UnitOut:
     """Deactivate (inactive), close for a while (temporarily_closed) or reactivate a unit; matching skips
     units that are not active."""
     return _with_etag(response, await service.set_status(uow, code, parse_if_match(if_match), body.status))
 
 
-@router.post("/units/{code}/verify", response_model=UnitOut, dependencies=ADMINS)
+@router.post("/units/{code}/verify", response_model=UnitOut, dependencies=ADMINS, responses=CHANGE)
 async def verify(code: str, uow: Uow, response: Response, if_match: IfMatch = None) -> UnitOut:
     """The unit's data was checked with it today: last_verified becomes today (Asia/Ho_Chi_Minh)."""
     return _with_etag(response, await service.verify(uow, code, parse_if_match(if_match)))
@@ -113,13 +116,16 @@ async def _text(request: Request) -> str:
     if len(body) > MAX_IMPORT_BYTES:
         raise PayloadTooLarge(f"a directory file is at most {MAX_IMPORT_BYTES // (1024 * 1024)} MB", field="body")
     try:
-        return body.decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise DomainError("the file is not UTF-8 text", field="body") from None
+    if not storable(text):
+        raise DomainError("the file holds a NUL character", field="body")
+    return text
 
 
-@router.post("/import", response_model=ImportOut, dependencies=ADMINS, openapi_extra={"requestBody": {
-    "required": True, "content": {m: {"schema": {"type": "string"}} for m in MEDIA_TYPES.values()}}})
+@router.post("/import", response_model=ImportOut, dependencies=ADMINS, responses=problems(413), openapi_extra={
+    "requestBody": {"required": True, "content": {m: {"schema": {"type": "string"}} for m in MEDIA_TYPES.values()}}})
 async def import_units(request: Request, uow: Uow, fmt: Annotated[Format | None, Query(alias="format")] = None,
                        dry_run: bool = False) -> ImportOut:
     """A directory file (the body, as exported): units are created or replaced by code, all or nothing. Any

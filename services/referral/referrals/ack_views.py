@@ -12,12 +12,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
+from runtime.problems import problems
 from runtime.service import get_uow
 from runtime.uow import UnitOfWork
 from services.referral.referrals import service
 from services.referral.referrals.schemas import AckOut, AckPreview
 
 router = APIRouter(tags=["acknowledge links"])
+# A browser (Accept: text/html) gets the page; anyone else the JSON. An expired or altered link is a 401.
+HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
 
 PAGE = """<!doctype html><html lang="vi"><head><meta charset="utf-8">
@@ -37,7 +40,7 @@ def _page(case: str, text: str, form: bool = False) -> HTMLResponse:
                         headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
 
-@router.get("/ack/{token}", response_model=AckPreview)
+@router.get("/ack/{token}", response_model=AckPreview, responses={200: HTML, **problems(401, 404)})
 async def show_link(token: str, uow: Uow, request: Request):
     """What the link acknowledges, and the button; changes nothing. 401 for an expired or altered link,
     404 for a referral that does not exist."""
@@ -53,7 +56,7 @@ async def show_link(token: str, uow: Uow, request: Request):
                                      "Confirm that your unit has received this case.", form=True)
 
 
-@router.post("/ack/{token}", response_model=AckOut)
+@router.post("/ack/{token}", response_model=AckOut, responses={200: HTML, **problems(401, 404)})
 async def acknowledge_by_link(token: str, uow: Uow, request: Request):
     """Acknowledge the referral the link names. A second press changes nothing."""
     referral_id = request.app.state.referrer.links.verify(token)

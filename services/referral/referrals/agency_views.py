@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from runtime.auth import Principal, Role, require
 from runtime.etags import etag, parse_if_match
+from runtime.problems import problems
 from runtime.service import get_uow
 from runtime.uow import UnitOfWork
 from schemas.events.referrals import ReferralStatus
@@ -25,6 +26,8 @@ router = APIRouter(prefix="/agency", tags=["agency"])
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
 Agency = Annotated[Principal, Depends(require(Role.AGENCY))]
 IfMatch = Annotated[str | None, Header(description="The ETag of the referral as you last read it.")]
+# Every move: another unit's referral is a 404, a move the lifecycle forbids a 409, If-Match 428 or 412.
+CHANGE = problems(404, 409, 412, 428)
 
 
 def referrer_of(request: Request) -> Referrer:
@@ -55,7 +58,7 @@ async def list_referrals(
     return await service.agency_referrals(uow, scope, status=status_, cursor=cursor, limit=limit)
 
 
-@router.get("/referrals/{referral_id}", response_model=AgencyReferralOut)
+@router.get("/referrals/{referral_id}", response_model=AgencyReferralOut, responses=problems(404))
 async def get_referral(referral_id: UUID, uow: Uow, scope: Scope, response: Response) -> AgencyReferralOut:
     """One of your referrals, with its `ETag`. Another unit's referral is a 404."""
     return _with_etag(response, await service.agency_referral(uow, scope, referral_id))
@@ -66,21 +69,21 @@ async def _move(referral_id: UUID, uow: UnitOfWork, scope: AgencyScope, response
     return _with_etag(response, await service.transition(uow, scope, referral_id, parse_if_match(if_match), to))
 
 
-@router.post("/referrals/{referral_id}/acknowledge", response_model=AgencyReferralOut)
+@router.post("/referrals/{referral_id}/acknowledge", response_model=AgencyReferralOut, responses=CHANGE)
 async def acknowledge(referral_id: UUID, uow: Uow, scope: Scope, response: Response,
                       if_match: IfMatch = None) -> AgencyReferralOut:
     """Your unit has the case: reminders and escalation stop. Allowed before delivery is reported."""
     return await _move(referral_id, uow, scope, response, if_match, ReferralStatus.acknowledged)
 
 
-@router.post("/referrals/{referral_id}/accept", response_model=AgencyReferralOut)
+@router.post("/referrals/{referral_id}/accept", response_model=AgencyReferralOut, responses=CHANGE)
 async def accept(referral_id: UUID, uow: Uow, scope: Scope, response: Response,
                  if_match: IfMatch = None) -> AgencyReferralOut:
     """Your unit takes the case on (after acknowledging it)."""
     return await _move(referral_id, uow, scope, response, if_match, ReferralStatus.accepted)
 
 
-@router.post("/referrals/{referral_id}/decline", response_model=DeclineOut)
+@router.post("/referrals/{referral_id}/decline", response_model=DeclineOut, responses=CHANGE)
 async def decline(referral_id: UUID, body: DeclineIn, uow: Uow, scope: Scope, referrer: Ref, response: Response,
                   if_match: IfMatch = None) -> DeclineOut:
     """Your unit cannot take the case (after acknowledging it): it goes on to the next competent unit."""
@@ -93,7 +96,7 @@ async def decline(referral_id: UUID, body: DeclineIn, uow: Uow, scope: Scope, re
 
 
 @router.post("/referrals/{referral_id}/outcomes", response_model=AgencyReferralOut,
-             status_code=status.HTTP_201_CREATED)
+             status_code=status.HTTP_201_CREATED, responses=CHANGE)
 async def record_outcome(referral_id: UUID, body: OutcomeIn, uow: Uow, scope: Scope, referrer: Ref,
                          response: Response, if_match: IfMatch = None) -> AgencyReferralOut:
     """A result of an accepted referral: counts and codes, never names."""
@@ -101,7 +104,7 @@ async def record_outcome(referral_id: UUID, body: OutcomeIn, uow: Uow, scope: Sc
     return _with_etag(response, referral)
 
 
-@router.post("/referrals/{referral_id}/close", response_model=AgencyReferralOut)
+@router.post("/referrals/{referral_id}/close", response_model=AgencyReferralOut, responses=CHANGE)
 async def close(referral_id: UUID, uow: Uow, scope: Scope, response: Response,
                 if_match: IfMatch = None) -> AgencyReferralOut:
     """Your unit's work on the case is done (outcomes first, or directly)."""

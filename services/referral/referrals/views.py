@@ -6,7 +6,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from runtime.auth import Role, require
-from runtime.problems import NotFound
+from runtime.problems import NotFound, problems
 from runtime.service import get_uow
 from runtime.uow import UnitOfWork
 from services.referral.models import agency_units, referrals
@@ -58,7 +58,7 @@ async def list_referrals(uow: Uow, case_id: Annotated[UUID | None, Query()] = No
     return [ReferralOut.model_validate(dict(r)) for r in (await uow.session.execute(query)).mappings()]
 
 
-@router.get("/referrals/{referral_id}", response_model=ReferralOut, dependencies=STAFF)
+@router.get("/referrals/{referral_id}", response_model=ReferralOut, dependencies=STAFF, responses=problems(404))
 async def get_referral(referral_id: UUID, uow: Uow) -> ReferralOut:
     row = (await uow.session.execute(_referral_query().where(referrals.c.id == referral_id))).mappings().first()
     if row is None:

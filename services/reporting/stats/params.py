@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Query, Request
 
 from runtime.auth import Principal, Role, require
+from runtime.inputs import IsoDate
 from runtime.problems import DomainError, Forbidden
 from schemas.events.common import Urgency
 from schemas.geography import provinces
@@ -60,9 +61,9 @@ class StatsParams:
 async def stats_params(
     request: Request,
     principal: Annotated[Principal, Depends(require(Role.ANALYST))],
-    start: Annotated[date | None, Query(alias="from", description="First day (Vietnam time), inclusive. "
+    start: Annotated[IsoDate | None, Query(alias="from", description="First day (Vietnam time), inclusive. "
                                                                   "Default: 2012-01-01.")] = None,
-    end: Annotated[date | None, Query(alias="to", description="Last day, inclusive. Default: today.")] = None,
+    end: Annotated[IsoDate | None, Query(alias="to", description="Last day, inclusive. Default: today.")] = None,
     group: Annotated[Group, Query(description="Time grouping; 'all' gives one period for the whole range.")]
     = Group.month,
     by: Annotated[str | None, Query(description="Up to four dimensions, comma-separated, e.g. 'sex,age_band'.",
