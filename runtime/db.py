@@ -66,7 +66,7 @@ def notify_channel(schema: str) -> str:
 
 
 # Refused or dropped connections, and a server shutting down or not yet accepting connections.
-_UNREACHABLE = (ConnectionError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+DATABASE_UNREACHABLE = (ConnectionError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
                 asyncpg.AdminShutdownError, asyncpg.CrashShutdownError)
 
 
@@ -77,7 +77,7 @@ def database_unreachable(exc: BaseException | None) -> bool:
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, _UNREACHABLE):
+        if isinstance(exc, DATABASE_UNREACHABLE):
             return True
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
             return True

@@ -3,8 +3,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from sqlalchemy.exc import DBAPIError
 from starlette.routing import Match
 
+from runtime.db import DATABASE_UNREACHABLE, database_unreachable
 from runtime.logging import get_logger
 
 PROBLEM_JSON = "application/problem+json"
@@ -121,6 +123,19 @@ def _allowed_methods(request: Request) -> str:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
+    async def _database_away(request: Request, exc: Exception):
+        """A restart or failover is no fault of the request: 503 and a hint to retry, not a 500."""
+        if not database_unreachable(exc):
+            raise exc  # a statement that failed: the server error it is
+        log.warning("database_unreachable", path=request.url.path, error=type(exc).__name__)
+        response = problem(503, "Service unavailable", "The database cannot be reached just now; try again shortly.",
+                           request.url.path, "database-unavailable")
+        response.headers["Retry-After"] = "2"
+        return response
+
+    for unreachable in (DBAPIError, *DATABASE_UNREACHABLE):
+        app.add_exception_handler(unreachable, _database_away)
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
         if (refused := await _refused(request)) is not None:
