@@ -7,9 +7,9 @@ import uuid
 import pytest
 
 from schemas.events.notifications import DeliveryStatus as D
-from services.notify.notifications.status import FINISHED
 from services.notify.templates.segments import sms_size
 from services.notify.webhooks import service as webhooks
+from tests.notify.test_status_metrics import finished
 from tests.notify.pipeline import (
     acknowledged, closed, created, email, escalated, fallback, mailbox, notify, number, park_pending, reminder,
     sms,
@@ -162,10 +162,10 @@ async def test_a_fallback_with_no_first_alert_sends_nothing(pipeline):
 async def test_an_invalid_recipient_fails_at_once_for_good(pipeline):
     good = mailbox()
     referral = created(sms("0241 234 5678"), email("duty@@police"), email(good))  # a landline, a typo
-    before = {c: FINISHED.labels(c, "permanent-failure")._value.get() for c in ("sms", "email")}  # noqa: SLF001
+    before = {c: finished(c, "permanent-failure") for c in ("sms", "email")}
     await pipeline.handle(referral)
     for channel, count in before.items():  # born failed: an outcome for the failure rate too
-        assert FINISHED.labels(channel, "permanent-failure")._value.get() == count + 1  # noqa: SLF001
+        assert finished(channel, "permanent-failure") == count + 1
     rows = {r["recipient"]: r for r in await pipeline.rows(referral.referral_id)}
     for bad in ("0241 234 5678", "duty@@police"):
         row = rows[bad]

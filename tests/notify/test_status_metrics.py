@@ -1,6 +1,7 @@
 """notify_notifications_finished_total: a message counts once, when its terminal status commits. A later
 report about it (a late receipt, a lookup) changes nothing, and a move that rolls back is not counted."""
 import pytest
+from prometheus_client import REGISTRY
 
 from schemas.events.notifications import DeliveryStatus as D
 from services.notify.notifications.status import FINISHED, move, record_status
@@ -13,7 +14,7 @@ async def parked(db):
 
 
 def finished(channel: str, status: str) -> float:
-    return FINISHED.labels(channel, status)._value.get()  # noqa: SLF001 - the counter's own value
+    return REGISTRY.get_sample_value("notify_notifications_finished_total", {"channel": channel, "status": status})
 
 
 async def test_a_terminal_status_counts_once_and_only_when_committed(db, stack, routes):
