@@ -227,7 +227,7 @@ class Notify:
     async def send_due(self) -> list:
         """One round of the dispatcher: claim what is due, deliver it; the claimed rows."""
         claimed = await self.dispatcher.claim()
-        await asyncio.gather(*(self.dispatcher.deliver(row) for row in claimed))
+        await self.dispatcher.deliver(claimed)
         return claimed
 
     async def send_until(self, done: Callable[[], Awaitable], timeout: float = 20.0):

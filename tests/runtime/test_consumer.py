@@ -122,6 +122,25 @@ async def test_poison_events_go_to_dlq_and_the_next_event_is_processed(stack, sc
     assert letters[2].value == failing.model_dump_json().encode()  # the original, untouched
 
 
+async def test_a_batch_applies_each_event_once_even_with_a_redelivery_and_a_failure_in_it(stack, scratch, topic):
+    """Records fetched together are applied in one transaction: a redelivered event inside the batch is
+    a duplicate, and a failing one sends the batch down the one-by-one path without losing the others."""
+    first, second, failing, last = case_event(), case_event(), case_event(), case_event()
+    first_id = uuid.uuid4()
+    await produce(stack.bootstrap, topic, [record_of(first, first_id), record_of(second), record_of(first, first_id),
+                                           record_of(failing), record_of(last)])
+    consumer = EventConsumer(unique("batch-group"), [topic], {CaseReported: effect_handler(scratch, {failing.case_id})},
+                             scratch.uow, scratch.inbox, scratch.settings)
+
+    async def last_applied():
+        return await scratch.effect_count(last.case_id) == 1
+
+    await run_until(consumer, last_applied, 90)
+    assert [await scratch.effect_count(e.case_id) for e in (first, second, failing)] == [1, 1, 0]
+    [letter] = await read_topic(stack.bootstrap, topic + ".dlq", 1)
+    assert dlq_cli.describe(letter)["dlq_reason"] == "processing-failed"
+
+
 async def test_replayed_dead_letter_is_processed_once_fixed(stack, scratch, topic):
     group = unique("replay-group")
     event = case_event()

@@ -54,8 +54,13 @@ UPDATE {SCHEMA}.notifications SET attempts = attempts - 1, leased_until = NULL,
        next_attempt_at = now() + make_interval(secs => :wait)
  WHERE id = :id AND leased_until IS NOT NULL
 """)
-# Before the call: which provider takes it, so a crash leaves a message reconcile can ask about.
-_PROVIDER = text(f"UPDATE {SCHEMA}.notifications SET provider = :provider WHERE id = :id")
+# Before the calls: which provider takes each message, so a crash leaves messages reconcile can ask about.
+# One statement for the whole claimed batch.
+_PROVIDERS = text(f"""
+UPDATE {SCHEMA}.notifications n SET provider = p.provider
+  FROM unnest(CAST(:ids AS uuid[]), CAST(:providers AS text[])) AS p(id, provider)
+ WHERE n.id = p.id
+""")
 
 
 class Dispatcher:
@@ -87,7 +92,7 @@ class Dispatcher:
             claimed = await self.claim()
             if claimed:
                 # In-flight sends finish even when stopping: their outcome is recorded before exit.
-                await asyncio.gather(*(self.deliver(row) for row in claimed))
+                await self.deliver(claimed)
             if len(claimed) < self._s.notify_batch_size:
                 try:
                     await asyncio.wait_for(self._wake.wait(), self._s.notify_poll_s)
@@ -107,15 +112,29 @@ class Dispatcher:
             # RETURNING gives the table's order: the batch goes out emergencies first, as it was chosen.
             return sorted(rows, key=lambda r: (r["priority"], r["next_attempt_at"]))
 
-    async def deliver(self, row) -> None:
-        if await self._taken_after_timeout(row):
+    async def deliver(self, claimed: list) -> None:
+        """Send a claimed batch: each message's provider is written for the whole batch in one transaction,
+        then the calls go out together and each answer is recorded as it comes."""
+        providers = await asyncio.gather(*(self._provider_for(row) for row in claimed))
+        picked = [(row, provider) for row, provider in zip(claimed, providers, strict=True) if provider is not None]
+        if not picked:
             return
+        await self._execute(_PROVIDERS, {"ids": [row["id"] for row, _ in picked],
+                                         "providers": [provider.name for _, provider in picked]})
+        await asyncio.gather(*(self._send(row, provider) for row, provider in picked))
+
+    async def _provider_for(self, row):
+        """The provider to send `row` with now, or None: it needs no send (a timed-out send was taken after
+        all), or a rate limit holds it back (deferred)."""
+        if await self._taken_after_timeout(row):
+            return None
         picked = self._senders.pick(row["channel"], row["recipient"], time.monotonic(), row["priority"])
         if isinstance(picked, Wait):
             await self._defer(row, picked.seconds)
-            return
-        provider = picked
-        await self._execute(_PROVIDER, {"provider": provider.name, "id": row["id"]})
+            return None
+        return picked
+
+    async def _send(self, row, provider) -> None:
         out = OutgoingMessage(
             notification_id=str(row["id"]), recipient=row["recipient"], body=row["body"], subject=row["subject"],
             headers={"X-Hotline-Referral-Id": str(row["referral_id"]), "X-Hotline-Notification-Id": str(row["id"])},
