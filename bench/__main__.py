@@ -1,7 +1,7 @@
 """`python -m bench` (make bench): the whole platform under an open-loop load at fixed rates, beside
 ceilings measured in the same run on the same PostgreSQL and broker. See docs/performance.md.
 
-For each offered rate (default 50, 100, 200 and 500 reports/s, 30 s each) it reports POST /cases
+For each offered rate (default 5, 10, 25, 50 and 100 reports/s, 30 s each) it reports POST /cases
 latency, report -> first agency message latency (as the SMTP sink or the SMS gateway stamped the
 message), the rates achieved, and each process's CPU and memory; then the maximum sustainable rate
 (with a short search between the last stage that held and the first that did not), the ratios of our
@@ -51,7 +51,7 @@ LIFTED_LIMITS = {"NOTIFY_PROVIDER_RATE_PER_S": "100000", "NOTIFY_PROVIDER_BURST"
 PROFILES = {
     "reports": (300, 2000),
     "concurrency": (32, 32),
-    "rates": ((20.0, 50.0), (50.0, 100.0, 200.0, 500.0)),
+    "rates": ((5.0, 20.0), (5.0, 10.0, 25.0, 50.0, 100.0)),
     "duration": (5.0, 30.0),
     "search": (1, 2),
     "drain_timeout": (30.0, 30.0),
@@ -77,9 +77,9 @@ def env_pair(text: str) -> tuple[str, str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="smoke run: 20 and 50/s for 5 s, small N (a few minutes)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 5 and 20/s for 5 s, small N (a few minutes)")
     p.add_argument("--rates", type=floats, help="offered reports per second, one open-loop stage each "
-                                                "(default 50,100,200,500)")
+                                                "(default 5,10,25,50,100)")
     p.add_argument("--rate", type=float, help="one stage at this rate (same as --rates RATE)")
     p.add_argument("--duration", type=float, help="seconds per stage (default 30)")
     p.add_argument("--search", type=int, help="extra stages halving the gap between the last stage that held "

@@ -1,7 +1,8 @@
 """A worker that dies mid-send leaves its message "sending" under a lease that runs out. The reconciler settles
 it without a blind resend: by the provider's lookup when the provider has it (never sent again), back in the
-queue when the provider never got it or it is a webhook (receivers deduplicate), and technical-failure
-"unconfirmed-after-crash" for an email (SMTP cannot be asked). A crash is forged in the database: the state
+queue when the provider never got it, or it is a webhook (receivers deduplicate by webhook-id) or an email
+(SMTP cannot be asked; sent again under the same Message-ID), and technical-failure "unconfirmed-after-crash"
+for an SMS through a provider that cannot be asked. A crash is forged in the database: the state
 a worker leaves when it dies at that point."""
 from datetime import UTC, datetime, timedelta
 
@@ -92,19 +93,24 @@ async def test_a_message_whose_worker_died_before_choosing_a_provider_is_queued_
     assert row["status"] == "delivered" and len(await emails(stack, address)) == 1
 
 
-async def test_an_email_whose_worker_died_mid_send_is_a_technical_failure_unconfirmed(db, stack, routes):
+async def test_an_email_whose_worker_died_mid_send_is_sent_again_under_the_same_message_id(db, stack, routes):
     address = mailbox()
     async with notify(db, stack, routes) as n:
-        row = await claimed(n, created(email(address)))
-        await n.set(row["id"], provider="smtp", leased_until=GONE)  # SMTP may or may not have taken it
+        referral = created(email(address))
+        await n.handle(referral)
+        [row] = await n.settle(*[r["id"] for r in await n.rows(referral.referral_id)])
+        # The worker died after SMTP took it and before it wrote the answer down; SMTP cannot be asked.
+        await n.set(row["id"], status="sending", provider_code=None, provider_ref=None, sent_at=None,
+                    delivered_at=None, leased_until=GONE)
         await n.reconciler.once(datetime.now(UTC))
-        row = await n.row(row["id"])
-        assert (row["status"], row["provider_code"], row["leased_until"]) == (
-            "technical-failure", "unconfirmed-after-crash", None)
-        # Referral hears of the failure and moves on to the unit's next contact; no second copy goes out.
-        assert (await n.reported(row["id"]))[-1] == "technical-failure"
-        assert await n.send_due() == []
-    assert await emails(stack, address) == []
+        requeued = await n.row(row["id"])
+        assert (requeued["status"], requeued["leased_until"]) == ("sending", None)
+        [row] = await n.settle(row["id"])
+        assert "technical-failure" not in await n.reported(row["id"])  # referral never hears of a failure
+    assert (row["status"], row["attempts"]) == ("delivered", 2)
+    # Two copies reached the server, as one message: the same Message-ID, the notification's own.
+    copies = await emails(stack, address)
+    assert [m["headers"]["Message-ID"] for m in copies] == [f"<{row['id']}@hotline111.example>"] * 2
 
 
 async def test_a_webhook_whose_worker_died_mid_send_is_sent_again_under_its_webhook_id(db, stack, routes, receiver):

@@ -3,7 +3,7 @@
 Our relay's 250 counts as delivered: plain SMTP gives no later receipt to wait for.
 """
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import parseaddr
 
 import aiosmtplib
 
@@ -26,12 +26,19 @@ def email_message(sender: str, out: OutgoingMessage) -> EmailMessage:
     msg["From"] = sender
     msg["To"] = out.recipient
     msg["Subject"] = out.subject
-    # The notification id in the Message-ID: a copy sent twice is one message to the reader's client.
-    msg["Message-ID"] = make_msgid(idstring=out.notification_id, domain="hotline111.example")
+    # The Message-ID is the notification's own, the same on every attempt: a copy sent again after a crash
+    # (reconcile.py) is one message to mail servers and readers' clients (RFC 5322 3.6.4).
+    msg["Message-ID"] = message_id(sender, out.notification_id)
     for name, value in out.headers.items():
         msg[name] = value
     msg.set_content(out.body)
     return msg
+
+
+def message_id(sender: str, notification_id: str) -> str:
+    """`<notification id@the sender's domain>`: unique per notification, stable across its attempts."""
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "hotline111.example"
+    return f"<{notification_id}@{domain}>"
 
 
 class SmtpProvider:

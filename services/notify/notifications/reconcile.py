@@ -6,10 +6,11 @@ answer. It is never sent blindly again:
 - the provider can be asked (an SMS gateway's status lookup): its answer settles the message; a
   provider that never heard of it lets it go back in the queue;
 - a webhook: sent again, with the same `webhook-id`, which receivers deduplicate (Standard Webhooks);
-- email (SMTP cannot be asked): technical-failure `unconfirmed-after-crash`, so referral moves on to
-  the unit's next contact rather than risk a second copy to the same one.
+- email (SMTP cannot be asked): sent again, with the same Message-ID (delivery/smtp.py), which mail
+  servers and clients take as the same message. A lost alert is worse than a second copy of one.
 The window that remains: an SMS sent by a provider without status lookup, in the seconds between its
-acceptance and our record of it, is failed and may reach its recipient anyway.
+acceptance and our record of it, is failed (`unconfirmed-after-crash`) and may reach its recipient
+anyway: an SMS has no identity a phone could deduplicate by, so it is not sent twice.
 """
 import asyncio
 from datetime import UTC, datetime, timedelta
@@ -78,6 +79,8 @@ class Reconciler:
             log.info("reconciled_by_lookup", notification_id=str(row["id"]), status=receipt.status)
         elif stale_lease and row["channel"] == "webhook":
             await self._requeue(uow, row, now, "webhook receivers deduplicate by webhook-id")
+        elif stale_lease and row["channel"] == "email":
+            await self._requeue(uow, row, now, "sent again under the same Message-ID")
         elif stale_lease:
             await move(uow, row["id"], D.technical_failure, {"provider_code": UNCONFIRMED, "leased_until": None},
                        answer=True)
