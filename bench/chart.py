@@ -19,7 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend is chosen first
-from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 
 PLAIN = FuncFormatter(lambda value, _pos: f"{value:g}")  # 20, 137.5, 5000: no 2x10^1 on a log axis
@@ -84,8 +84,11 @@ def write(r: dict, path: Path) -> Path:
 
     for ax in (lat, thr):
         ax.set_xscale("log")
-        ax.xaxis.set_major_locator(FixedLocator(rates))
-        ax.xaxis.set_minor_locator(NullLocator())
+        # The ladder's rates are labelled; a search stage's rate, often close to one of them, only ticked.
+        ladder = sorted({s["rate_per_s"] for s in stages if not s.get("search")}) or rates
+        ax.xaxis.set_major_locator(FixedLocator(ladder))
+        ax.xaxis.set_minor_locator(FixedLocator(sorted(set(rates) - set(ladder))))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.xaxis.set_major_formatter(PLAIN)
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # 10, 20, 50, 100, ...
         ax.yaxis.set_major_formatter(PLAIN)
