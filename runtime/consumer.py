@@ -7,8 +7,8 @@ topic); a type the topic may carry that this consumer does not handle (a newer p
 upgrade) is ignored and counted. A failure because the database cannot be reached is no
 failure of the event: it waits for the database without spending its attempts.
 
-Each fetched batch of a partition is applied in one transaction (falling back to one event per
-transaction if the batch fails). A projection (reporting) adds a Checkpoint, which also records the
+Each fetched batch of a partition is applied in one transaction, up to `consumer_transaction_max_events`
+events at a time (falling back to one event per transaction if the batch fails). A projection (reporting) adds a Checkpoint, which also records the
 partition's position in that transaction and can fence off a consumer whose projections were reset for
 a rebuild.
 """
@@ -178,7 +178,9 @@ class EventConsumer:
                 if self._assignment.partitions:
                     self._has_been_assigned = True
                 for tp, records in batches.items():
-                    await self._process_batch(tp, records, producer)
+                    step = len(records) if self._checkpoint else s.consumer_transaction_max_events
+                    for start in range(0, len(records), step):
+                        await self._process_batch(tp, records[start:start + step], producer)
                     # Only now, after every record's transaction (or dead letter), move the offset.
                     done[tp] = records[-1].offset + 1
                     if not self._checkpoint:

@@ -32,6 +32,9 @@ class ServiceSettings(BaseSettings):
     # Each hop waits at most this long for new records; the broker default of 500 ms adds ~130 ms p50.
     kafka_fetch_max_wait_ms: int = 10
     consumer_max_attempts: int = Field(3, ge=1)
+    # Events of one partition applied in one transaction: fewer commits under load, while the first of them
+    # waits for at most this many before it is committed (a projection applies its whole fetch).
+    consumer_transaction_max_events: int = Field(20, ge=1)
     consumer_retry_backoff_s: float = 0.2
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 1.0

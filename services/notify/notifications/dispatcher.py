@@ -48,14 +48,15 @@ RETURNING n.id, n.referral_id, n.case_id, n.channel, n.recipient, n.subject, n.b
           n.priority, n.retry_until, n.webhook_endpoint_id, n.created_at, n.provider, n.provider_code, n.provider_ref,
           n.next_attempt_at, due.was
 """)
-# A message that a rate limit holds back goes back unattempted.
+# Before the calls, in one transaction for the whole claimed batch: a message a rate limit holds back goes
+# back unattempted, and each other one records which provider takes it, so a crash leaves messages reconcile
+# can ask about.
 _DEFER = text(f"""
-UPDATE {SCHEMA}.notifications SET attempts = attempts - 1, leased_until = NULL,
-       next_attempt_at = now() + make_interval(secs => :wait)
- WHERE id = :id AND leased_until IS NOT NULL
+UPDATE {SCHEMA}.notifications n SET attempts = n.attempts - 1, leased_until = NULL,
+       next_attempt_at = now() + make_interval(secs => d.wait)
+  FROM unnest(CAST(:ids AS uuid[]), CAST(:waits AS float8[])) AS d(id, wait)
+ WHERE n.id = d.id AND n.leased_until IS NOT NULL
 """)
-# Before the calls: which provider takes each message, so a crash leaves messages reconcile can ask about.
-# One statement for the whole claimed batch.
 _PROVIDERS = text(f"""
 UPDATE {SCHEMA}.notifications n SET provider = p.provider
   FROM unnest(CAST(:ids AS uuid[]), CAST(:providers AS text[])) AS p(id, provider)
@@ -113,26 +114,37 @@ class Dispatcher:
             return sorted(rows, key=lambda r: (r["priority"], r["next_attempt_at"]))
 
     async def deliver(self, claimed: list) -> None:
-        """Send a claimed batch: each message's provider is written for the whole batch in one transaction,
-        then the calls go out together and each answer is recorded as it comes."""
-        providers = await asyncio.gather(*(self._provider_for(row) for row in claimed))
-        picked = [(row, provider) for row, provider in zip(claimed, providers, strict=True) if provider is not None]
-        if not picked:
-            return
-        await self._execute(_PROVIDERS, {"ids": [row["id"] for row, _ in picked],
-                                         "providers": [provider.name for _, provider in picked]})
-        await asyncio.gather(*(self._send(row, provider) for row, provider in picked))
+        """Send a claimed batch: which provider takes each message (or the rate limit that holds it back) is
+        written for the whole batch in one transaction, then the calls go out together and each answer is
+        recorded as it comes. A retry after a timeout first asks its provider whether it had the message
+        after all; that lookup may be slow, so it goes on its own and holds up nothing else."""
+        after_timeout = [row for row in claimed if _timed_out(row)]
+        await asyncio.gather(self._send_all([row for row in claimed if not _timed_out(row)]),
+                             *(self._resend_after_timeout(row) for row in after_timeout))
 
-    async def _provider_for(self, row):
-        """The provider to send `row` with now, or None: it needs no send (a timed-out send was taken after
-        all), or a rate limit holds it back (deferred)."""
-        if await self._taken_after_timeout(row):
-            return None
-        picked = self._senders.pick(row["channel"], row["recipient"], time.monotonic(), row["priority"])
-        if isinstance(picked, Wait):
-            await self._defer(row, picked.seconds)
-            return None
-        return picked
+    async def _resend_after_timeout(self, row) -> None:
+        if not await self._taken_after_timeout(row):
+            await self._send_all([row])
+
+    async def _send_all(self, rows: list) -> None:
+        if not rows:
+            return
+        picked, held = [], []
+        for row in rows:
+            choice = self._senders.pick(row["channel"], row["recipient"], time.monotonic(), row["priority"])
+            if isinstance(choice, Wait):
+                held.append((row, choice.seconds))
+            else:
+                picked.append((row, choice))
+        async with self._runtime.uow() as uow:
+            if held:
+                await uow.session.execute(_DEFER, {"ids": [row["id"] for row, _ in held],
+                                                   "waits": [seconds for _, seconds in held]})
+            if picked:
+                await uow.session.execute(_PROVIDERS, {"ids": [row["id"] for row, _ in picked],
+                                                       "providers": [provider.name for _, provider in picked]})
+            await uow.commit()
+        await asyncio.gather(*(self._send(row, provider) for row, provider in picked))
 
     async def _send(self, row, provider) -> None:
         out = OutgoingMessage(
@@ -209,7 +221,7 @@ class Dispatcher:
     async def _taken_after_timeout(self, row) -> bool:
         """A send that timed out may have been taken all the same (a slow gateway answers after we gave up):
         the provider is asked, by our reference, before the message is sent again. True when it had it."""
-        if row["provider_code"] != TIMEOUT or not row["provider"]:
+        if not _timed_out(row):
             return False
         provider = self._senders.by_name(row["provider"])
         receipt = await provider.lookup(row["provider_ref"], str(row["id"])) if provider else None
@@ -228,10 +240,7 @@ class Dispatcher:
         ceiling = min(self._s.notify_retry_max_s, self._s.notify_retry_base_s * 2 ** max(attempts - 1, 0))
         return self._rng.uniform(ceiling / 2, ceiling)
 
-    async def _defer(self, row, seconds: float) -> None:
-        await self._execute(_DEFER, {"id": row["id"], "wait": seconds})
 
-    async def _execute(self, statement, params: dict) -> None:
-        async with self._runtime.uow() as uow:
-            await uow.session.execute(statement, params)
-            await uow.commit()
+def _timed_out(row) -> bool:
+    """The message's last send timed out: its provider may have taken it all the same."""
+    return row["provider_code"] == TIMEOUT and bool(row["provider"])
