@@ -58,7 +58,7 @@ async def test_list_filters_by_referral_status_channel_and_time(api):
     assert ids(await listing(api, referral_id=referral_id, status="permanent-failure")) == [str(rows["sms"]["id"])]
     assert ids(await listing(api, referral_id=referral_id, channel="email")) == [str(rows["email"]["id"])]
     assert ids(await listing(api, referral_id=referral_id, status="sent")) == []
-    at = rows["email"]["created_at"]  # both were recorded in the event's transaction: the same instant
+    at = rows["email"]["created_at"]  # both were recorded at the instant notify took their event
     assert ids(await listing(api, referral_id=referral_id, **{"from": at.isoformat()})) == ids(everything)
     assert ids(await listing(api, referral_id=referral_id, to=at.isoformat())) == []  # `to` is exclusive
     assert ids(await listing(api, referral_id=referral_id, to=(at + timedelta(microseconds=1)).isoformat())) == ids(

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from schemas.events.notifications import DeliveryStatus
 from services.notify.delivery.outcome import Verdict
-from services.notify.delivery.smtp import outcome_for_smtp_code
+from services.notify.delivery.smtp import message_id, outcome_for_smtp_code
 from services.notify.delivery.states import FAILED, PENDING, TERMINAL, TerminalStateError, check_transition
 
 
@@ -33,3 +33,19 @@ def test_smtp_reply_classes(code):
     assert outcome.verdict is expected and outcome.code == str(code)
     if expected is Verdict.retry:
         assert outcome.exhausts_to == "temporary-failure"
+
+
+@pytest.mark.parametrize(("sender", "domain"), [
+    ("111 Hotline <alerts@hotline111.example>", "hotline111.example"),
+    ("alerts@duongdaynong.vn", "duongdaynong.vn"),
+    ("not an address", "hotline111.example"),
+])
+def test_an_emails_message_id_is_its_notifications_on_the_senders_domain(sender, domain):
+    assert message_id(sender, "7c9e6679-7425-40de-944b-e07fc1f90ae7") == f"<7c9e6679-7425-40de-944b-e07fc1f90ae7@{domain}>"
+
+
+@given(st.uuids())
+def test_an_emails_message_id_is_the_same_on_every_attempt_and_differs_between_notifications(a):
+    sender = "111 Hotline <alerts@hotline111.example>"
+    assert message_id(sender, str(a)) == message_id(sender, str(a))
+    assert message_id(sender, str(a)) != message_id(sender, f"{a}x")

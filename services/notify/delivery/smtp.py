@@ -37,7 +37,8 @@ def email_message(sender: str, out: OutgoingMessage) -> EmailMessage:
 
 def message_id(sender: str, notification_id: str) -> str:
     """`<notification id@the sender's domain>`: unique per notification, stable across its attempts."""
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "hotline111.example"
+    _, at, domain = parseaddr(sender)[1].rpartition("@")
+    domain = (at and domain) or "hotline111.example"
     return f"<{notification_id}@{domain}>"
 
 

@@ -66,6 +66,7 @@ class Message:
     kept: dict  # {"facts": what the referral's events said (codes), "values": the template context (words)}
     priority: int
     payload: dict  # the referral event, for webhooks
+    at: datetime  # when notify took the event: every message it makes is recorded, and reported, at this instant
 
 
 def referral_handlers(senders: Senders, book: TemplateBook, *, allow_fictitious: bool = False):
@@ -92,7 +93,7 @@ def referral_handlers(senders: Senders, book: TemplateBook, *, allow_fictitious:
         message = Message(
             source_id=event.id, ce_type=event.type, referral_id=payload.referral_id, case_id=payload.case_id,
             kind=kind, language=language, kept=kept, priority=_priority(kept["facts"]),
-            payload=payload.model_dump(mode="json"),
+            payload=payload.model_dump(mode="json"), at=datetime.now(UTC),
         )
         queued = 0
         for target in await _targets(uow, payload):
@@ -108,7 +109,7 @@ async def queue(uow: UnitOfWork, senders: Senders, book: TemplateBook, m: Messag
     """Record one message to one target, and emit its first status. A recipient that does not validate or
     a channel with no provider fails at once, so referral moves on to the unit's next contact. True when
     the dispatcher has something new to send."""
-    now = datetime.now(UTC)
+    now = m.at
     status, code = D.created, None
     try:
         recipient = normalise(target.channel, target.recipient, allow_fictitious=allow_fictitious)
@@ -138,6 +139,9 @@ async def queue(uow: UnitOfWork, senders: Senders, book: TemplateBook, m: Messag
             kind=m.kind, language=m.language, priority=m.priority, context=m.kept,
             webhook_endpoint_id=target.webhook_endpoint_id,
             retry_until=now + timedelta(seconds=senders.retry_window_s(m.priority)), **values,
+            # The event's instant, as its status event says, not the transaction's start: a consumer's
+            # transaction may hold several events and have begun a while before this one.
+            created_at=now, updated_at=now,
         ).on_conflict_do_nothing(constraint="uq_notification_source_target").returning(notifications.c.id)
     )
     if inserted is None:
