@@ -83,5 +83,17 @@ def database_unreachable(exc: BaseException | None) -> bool:
             return True
         if type(exc) is asyncpg.InterfaceError and "connection is closed" in str(exc):
             return True
+        # How asyncpg reports a pooled connection whose server process ended it while it sat idle.
+        if type(exc) is asyncpg.InternalClientError and "cannot switch to state" in str(exc):
+            return True
         exc = getattr(exc, "orig", None) if isinstance(exc, DBAPIError) else exc.__cause__
     return False
+
+
+def log_failed_tick(log, event: str, exc: BaseException) -> None:
+    """A periodic loop's pass failed and is tried again at the next tick. With the database away (a restart,
+    a failover) that is expected: a warning naming the error; anything else is an error with its stack."""
+    if database_unreachable(exc):
+        log.warning(event, error=type(exc).__name__, database="unreachable")
+    else:
+        log.error(event, exc_info=exc)

@@ -1,4 +1,5 @@
 """RFC 9457 problem details for every error the HTTP edge returns."""
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -133,7 +134,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         response.headers["Retry-After"] = "2"
         return response
 
-    for unreachable in (DBAPIError, *DATABASE_UNREACHABLE):
+    # The driver's own errors too: a raw connection a restart cut says so in them (runtime.db).
+    for unreachable in (DBAPIError, asyncpg.InterfaceError, asyncpg.InternalClientError, *DATABASE_UNREACHABLE):
         app.add_exception_handler(unreachable, _database_away)
 
     @app.exception_handler(RequestValidationError)

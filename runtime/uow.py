@@ -1,4 +1,5 @@
 """Unit of work: one transaction in which state changes and the events they cause commit together."""
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import Table, insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
+from runtime.db import database_unreachable
 from runtime.tracing import current_carrier
 from schemas import event_spec_for_model
 
@@ -47,11 +49,15 @@ class UnitOfWork:
         self._session, self._raw, self._pending, self._emitted, self._staged = None, None, [], [], {}
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, exc_type, exc, tb) -> None:
         # Anything not committed explicitly is rolled back (closing does it): nothing is half-written.
         if self._session is not None:
             await self._session.close()
         if self._raw is not None:
+            if _connection_in_doubt(exc):
+                # SQLAlchemy never saw the driver's error, so the pool would hand this connection out again,
+                # closed or mid-operation, and every request on it would fail (seen in a PostgreSQL restart).
+                await self._raw.invalidate()
             await self._raw.close()
 
     @property
@@ -124,3 +130,10 @@ class UnitOfWork:
             await self.session.execute(text("SELECT pg_notify(:c, '')"), {"c": self._channel})
             self._pending = []
         await self.session.commit()
+
+
+def _connection_in_doubt(exc: BaseException | None) -> bool:
+    """Whether a raw connection that met `exc` may be unusable: cut, closed, or left mid-statement by a
+    cancellation. A statement that failed for its own reasons (a constraint, say) leaves it fine."""
+    return exc is not None and (database_unreachable(exc) or isinstance(
+        exc, (asyncpg.InterfaceError, asyncpg.InternalClientError, asyncio.CancelledError, TimeoutError)))

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 
+from runtime.db import log_failed_tick
 from runtime.logging import get_logger
 from runtime.service import ServiceRuntime
 from schemas.events.notifications import DeliveryStatus as D
@@ -39,8 +40,8 @@ class Reconciler:
         while not stop.is_set():
             try:
                 await self.once(datetime.now(UTC))
-            except Exception:  # noqa: BLE001 - retried at the next tick; its transaction rolled back
-                log.exception("reconcile_failed")
+            except Exception as exc:  # noqa: BLE001 - retried at the next tick; its transaction rolled back
+                log_failed_tick(log, "reconcile_failed", exc)
             try:
                 await asyncio.wait_for(stop.wait(), self._s.notify_reconcile_s)
             except TimeoutError:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import Counter
 from sqlalchemy import Text, cast, func, select, update
 
+from runtime.db import log_failed_tick
 from runtime.logging import get_logger
 from runtime.uow import UnitOfWork
 from schemas.events.cases import CaseFacts
@@ -179,8 +180,8 @@ def deadline_worker(uows: Callable[[], UnitOfWork], referrer: Referrer,
                 async with uows() as uow:
                     fired = await fire_due(uow, referrer, clock())
                 SCANS.labels("ok").inc()
-            except Exception:  # a failed scan is retried at the next tick; its transaction rolled back
-                log.exception("deadline_scan_failed")
+            except Exception as exc:  # a failed scan is retried at the next tick; its transaction rolled back
+                log_failed_tick(log, "deadline_scan_failed", exc)
                 SCANS.labels("failed").inc()
                 fired = Fired()
             if fired.total:
