@@ -21,6 +21,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import ConsumerRecord
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ValidationError
@@ -184,20 +185,34 @@ class EventConsumer:
                     # Only now, after every record's transaction (or dead letter), move the offset.
                     done[tp] = records[-1].offset + 1
                     if not self._checkpoint:
-                        await consumer.commit(done)
+                        await self._commit(consumer, done)
                         done = {}
                 if done and time.monotonic() - last_commit > 1.0:
-                    await consumer.commit(done)
+                    await self._commit(consumer, done)
                     done, last_commit = {}, time.monotonic()
                 if time.monotonic() - last_lag > 5.0:
                     await self._record_lag(consumer)
                     last_lag = time.monotonic()
             if done:
-                await consumer.commit(done)
+                await self._commit(consumer, done)
         finally:
             await _quietly(consumer.stop())
             await _quietly(producer.stop())
             self._assignment.forget(self._assignment.partitions)  # left the group, whatever the path
+
+    async def _commit(self, consumer, done: dict[TopicPartition, int]) -> None:
+        """Commit the offsets of what was applied, for the partitions this member still owns. One that a
+        rebalance took away meanwhile is not committed: its new owner starts from the last commit, and the
+        inbox (or a projection's positions) drops what it replays. Restarting the consumer for it would only
+        make the group rebalance again."""
+        owned = {tp: offset for tp, offset in done.items() if tp in consumer.assignment()}
+        if not owned:
+            return
+        try:
+            await consumer.commit(owned)
+        except (CommitFailedError, IllegalStateError) as exc:  # the group moved on while this member committed
+            log.warning("offset_commit_skipped", consumer=self.name, error=type(exc).__name__,
+                        partitions=len(owned))
 
     async def _decode(self, record: ConsumerRecord, producer) -> _Decoded:
         """The record as an event with its handler; a record that is not one is dead-lettered here."""

@@ -5,7 +5,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import insert
 
 from runtime import dlq_cli
@@ -246,3 +246,28 @@ async def test_a_revoked_partition_stops_reporting_lag_from_this_member():
     await assignment.on_partitions_revoked([tp, TopicPartition("intake.cases.v1", 5)])  # 5 never had a series
     assert not assignment.partitions
     assert all(s.labels.get("consumer") != "lag-test" for m in CONSUMER_LAG.collect() for s in m.samples)
+
+
+async def test_offsets_of_partitions_taken_away_in_a_rebalance_are_not_committed(stack, scratch):
+    """A member commits only what it still owns: committing a partition a rebalance gave to another member
+    fails in aiokafka, and restarting the consumer for it would only make the group rebalance again."""
+    topic = unique("test.rebalanced")
+    await create_topics(stack.bootstrap, topic, partitions=2)
+    mine, gone = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    group = unique("commit-group")
+    kafka = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=group, enable_auto_commit=False)
+    kafka.assign([mine])  # this member owns partition 0 only
+    await kafka.start()
+    try:
+        consumer = EventConsumer(group, [topic], {}, scratch.uow, scratch.inbox, scratch.settings)
+        await consumer._commit(kafka, {mine: 5, gone: 3})  # no IllegalStateError for partition 1
+        assert await kafka.committed(mine) == 5
+    finally:
+        await kafka.stop()
+    reader = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=group, enable_auto_commit=False)
+    reader.assign([gone])
+    await reader.start()
+    try:
+        assert await reader.committed(gone) is None  # its new owner starts from the group's last commit
+    finally:
+        await reader.stop()
